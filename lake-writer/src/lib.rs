@@ -1,0 +1,1 @@
+//! lake-writer: Xledger pages to Parquet in a lake (issue 4 builds it).

@@ -1,0 +1,2 @@
+//! `xledger-sync`: the sync engine's command line (issue 7 builds it).
+fn main() {}

@@ -1,0 +1,1 @@
+//! sync-state: durable sync state (issue 5 builds it).

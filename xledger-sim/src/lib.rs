@@ -1,0 +1,1 @@
+//! xledger-sim: a stateful Xledger stand-in (issue 6 builds it).
