@@ -1,0 +1,252 @@
+//! One Parquet part file, streamed: pages in, row groups out, visible only on [`PartWriter::finish`].
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use object_store::ObjectStore;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use serde_json::value::RawValue;
+use xledger_model::EntitySpec;
+use xledger_model::page::MutationType;
+
+use crate::convert::PageConverter;
+use crate::error::LakeError;
+use crate::naming::{FileKind, RunStamp};
+
+/// Parquet key-value metadata keys every file carries.
+pub mod metadata_keys {
+    /// The entity name.
+    pub const ENTITY: &str = "xledger.entity";
+    /// `full_sync` or `sync_changes`.
+    pub const KIND: &str = "xledger.kind";
+    /// The run stamp `YYYYMMDD_HH_MM_SS`.
+    pub const RUN_STAMP: &str = "xledger.run_stamp";
+    /// The part number, when the file is one of several parts.
+    pub const PART: &str = "xledger.part";
+    /// The entity's schema fingerprint ([`xledger_model::EntitySpec::fingerprint`]).
+    pub const SCHEMA_FINGERPRINT: &str = "xledger.schema_fingerprint";
+    /// The `_synced_at` of every row, RFC 3339 UTC with microseconds.
+    pub const SYNCED_AT: &str = "xledger.synced_at";
+    /// `lake-writer <version>`.
+    pub const TOOL_VERSION: &str = "xledger.tool_version";
+}
+
+/// Parquet compression of data pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Zstandard at the given level (1–22); the default, level 1.
+    Zstd(i32),
+    Snappy,
+    Uncompressed,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression::Zstd(1)
+    }
+}
+
+/// How part files are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterOptions {
+    pub compression: Compression,
+    /// Rows per Parquet row group; with one page, the writer's memory bound.
+    pub row_group_rows: usize,
+    /// Rows after which [`PartWriter::is_full`] says to start a new part.
+    pub part_rows: u64,
+    /// Bytes buffered before a multipart upload part is sent (Azure block size; local staging writes).
+    pub upload_chunk_bytes: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            compression: Compression::default(),
+            row_group_rows: 128 * 1024,
+            part_rows: 2_000_000,
+            upload_chunk_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// What a new part file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartSpec {
+    pub kind: FileKind,
+    /// The run's stamp (the file name's time).
+    pub stamp: RunStamp,
+    /// `Some(n)` adds the `-NNNNN` suffix.
+    pub part: Option<u32>,
+    /// `_synced_at` of every row (microseconds are kept, anything finer is dropped).
+    pub synced_at: DateTime<Utc>,
+    /// More key-value metadata, e.g. the engine's `xledger.cursor_from` / `xledger.cursor_to`.
+    pub extra_metadata: Vec<(String, String)>,
+}
+
+/// A file made visible by [`PartWriter::finish`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CommittedFile {
+    /// The file name inside the entity folder.
+    pub name: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// The `_synced_at` of its rows.
+    pub synced_at: DateTime<Utc>,
+}
+
+/// Streams one part file: each call converts a page into a record batch and hands it to the
+/// Parquet writer, which uploads each completed row group. Memory ≈ one page + one row group.
+///
+/// Nothing is visible until [`finish`](PartWriter::finish): locally the bytes go to a staging
+/// file `<name>#<n>` (not ending in `.parquet`, hidden from listings) that is fsynced and renamed;
+/// on Azure they are uncommitted blocks until the block list is committed. [`abort`](PartWriter::abort)
+/// or dropping the writer leaves nothing visible (a killed process may leave a local staging file:
+/// [`crate::Lake::remove_stray_temp_files`]).
+pub struct PartWriter {
+    pub(crate) lake: String,
+    pub(crate) name: String,
+    pub(crate) path: Path,
+    pub(crate) converter: PageConverter,
+    pub(crate) writer: AsyncArrowWriter<BufWriter>,
+    pub(crate) synced_at: DateTime<Utc>,
+    pub(crate) rows: u64,
+    pub(crate) part_rows: u64,
+}
+
+impl std::fmt::Debug for PartWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartWriter").field("name", &self.name).field("rows", &self.rows).finish_non_exhaustive()
+    }
+}
+
+impl PartWriter {
+    pub(crate) fn new(
+        lake: String,
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        name: String,
+        entity: &'static EntitySpec,
+        spec: &PartSpec,
+        options: &WriterOptions,
+    ) -> Result<Self, LakeError> {
+        let converter = PageConverter::new(entity);
+        let synced_at = truncate_to_micros(spec.synced_at);
+        let mut metadata = vec![
+            KeyValue::new(metadata_keys::ENTITY.to_string(), entity.name.to_string()),
+            KeyValue::new(metadata_keys::KIND.to_string(), spec.kind.as_str().to_string()),
+            KeyValue::new(metadata_keys::RUN_STAMP.to_string(), spec.stamp.to_string()),
+            KeyValue::new(metadata_keys::SCHEMA_FINGERPRINT.to_string(), entity.fingerprint.to_string()),
+            KeyValue::new(metadata_keys::SYNCED_AT.to_string(), synced_at.to_rfc3339_opts(SecondsFormat::Micros, true)),
+            KeyValue::new(metadata_keys::TOOL_VERSION.to_string(), format!("lake-writer {}", env!("CARGO_PKG_VERSION"))),
+        ];
+        if let Some(part) = spec.part {
+            metadata.push(KeyValue::new(metadata_keys::PART.to_string(), part.to_string()));
+        }
+        metadata.extend(spec.extra_metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())));
+        let properties = writer_properties(entity, options, metadata).map_err(|source| LakeError::Parquet {
+            lake: lake.clone(),
+            path: path.to_string(),
+            source,
+        })?;
+        let sink = BufWriter::with_capacity(store, path.clone(), options.upload_chunk_bytes.max(1024));
+        let writer = AsyncArrowWriter::try_new(sink, converter.schema(), Some(properties))
+            .map_err(|source| LakeError::Parquet { lake: lake.clone(), path: path.to_string(), source })?;
+        Ok(PartWriter { lake, name, path, converter, writer, synced_at, rows: 0, part_rows: options.part_rows })
+    }
+
+    /// Converts and writes ADDED/UPDATED nodes. A conversion error fails the whole page (nothing of
+    /// it is written) and names entity, dbId, column and value.
+    pub async fn write_nodes(&mut self, nodes: &[(&RawValue, MutationType)]) -> Result<(), LakeError> {
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let batch = self.converter.convert_nodes(nodes, self.synced_at)?;
+        self.write_batch(&batch).await
+    }
+
+    /// Writes deletion rows (tombstones): `dbId`, `mutationType = DELETED`, `_synced_at`; the rest null.
+    pub async fn write_deletions(&mut self, db_ids: &[i64]) -> Result<(), LakeError> {
+        if db_ids.is_empty() {
+            return Ok(());
+        }
+        let batch = self.converter.convert_deletions(db_ids, self.synced_at)?;
+        self.write_batch(&batch).await
+    }
+
+    async fn write_batch(&mut self, batch: &arrow::record_batch::RecordBatch) -> Result<(), LakeError> {
+        self.writer.write(batch).await.map_err(|source| LakeError::Parquet {
+            lake: self.lake.clone(),
+            path: self.path.to_string(),
+            source,
+        })?;
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// True once [`WriterOptions::part_rows`] rows are written: time to finish and start the next part.
+    pub fn is_full(&self) -> bool {
+        self.rows >= self.part_rows
+    }
+
+    /// The file name inside the entity folder.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Writes the footer and commits: the only moment the file becomes visible.
+    pub async fn finish(self) -> Result<CommittedFile, LakeError> {
+        let PartWriter { lake, name, path, writer, synced_at, rows, .. } = self;
+        let parquet_error = |source| LakeError::Parquet { lake: lake.clone(), path: path.to_string(), source };
+        // `close` writes the footer, then shuts the BufWriter down: a single put for a small file,
+        // or the multipart completion (local rename / Azure block list) for a large one.
+        let mut writer = writer;
+        writer.finish().await.map_err(parquet_error)?;
+        let bytes = writer.bytes_written() as u64;
+        Ok(CommittedFile { name, rows, bytes, synced_at })
+    }
+
+    /// Abandons the file: staged data is removed, nothing becomes visible.
+    pub async fn abort(self) -> Result<(), LakeError> {
+        let PartWriter { lake, path, writer, .. } = self;
+        let mut sink = writer.into_inner();
+        sink.abort().await.map_err(|source| LakeError::Store { lake, operation: "aborting upload of", path: path.to_string(), source })
+    }
+}
+
+fn truncate_to_micros(instant: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(instant.timestamp_micros()).unwrap_or(instant)
+}
+
+fn writer_properties(
+    entity: &EntitySpec,
+    options: &WriterOptions,
+    metadata: Vec<KeyValue>,
+) -> Result<WriterProperties, parquet::errors::ParquetError> {
+    let compression = match options.compression {
+        Compression::Zstd(level) => ParquetCompression::ZSTD(ZstdLevel::try_new(level)?),
+        Compression::Snappy => ParquetCompression::SNAPPY,
+        Compression::Uncompressed => ParquetCompression::UNCOMPRESSED,
+    };
+    let mut builder = WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
+        .set_key_value_metadata(Some(metadata))
+        .set_created_by(format!("xledger-sync lake-writer {}", env!("CARGO_PKG_VERSION")));
+    // Dictionary encoding pays for repeated values (names, codes, dates, mutationType, _synced_at)
+    // and Parquet falls back to plain by itself when a dictionary grows too large; dbId is unique
+    // per row by the contract, so a dictionary there is pure overhead.
+    if entity.column("dbId").is_some() {
+        builder = builder.set_column_dictionary_enabled("dbId".into(), false);
+    }
+    Ok(builder.build())
+}
