@@ -1,1 +1,241 @@
-//! xledger-sim: a stateful Xledger stand-in (issue 6 builds it).
+//! A stateful, seeded stand-in for Xledger's GraphQL API, served over HTTP on loopback.
+//!
+//! Every end-to-end test, benchmark and the credential-free `xledger-sync demo` talk to this
+//! instead of Xledger, where each request costs the user money. It serves the registry's eight
+//! entities (or however many `schema/queries/*.graphql` define) with:
+//!
+//! - **Data**: N seeded rows per entity shaped by the registry's columns — decimal strings with
+//!   2–6 fractional digits (never more than the column's scale), negative amounts, Central
+//!   European wall-clock date-times including the DST gap and overlap hours, dates, nulls in nested
+//!   objects, non-ASCII, quotes, newlines and >10 KB strings, timesheet ids beyond 2^53.
+//! - **GraphQL**: real documents parsed with `graphql-parser` (fragments, aliases, several root
+//!   fields per request, variables, `operationName`, `@include`/`@skip`); Relay pagination with
+//!   opaque cursors and the 10 000 cap; `filter { dbId_in, dbId_gt, modifiedAt_gte, AND, OR }`;
+//!   unknown fields → `GRAPHQL_VALIDATION_FAILED`.
+//! - **Change feeds**: `<entity>_deltas` with `first` (oldest → newest), `last: 1` (the head),
+//!   retention (entries older than the clock − 3 days are dropped; a cursor before a dropped entry
+//!   → `BAD_REQUEST.INVALID_CURSOR`) and a controllable clock.
+//! - **Mutations** through [`SimHandle`] or the admin API, and [`SimHandle::truth`]: the rows a
+//!   correct sync must end up with.
+//! - **Faults**: each Xledger rate-limit code, timeouts, HTTP 5xx, truncated and aborted bodies,
+//!   latency, and behavioural concurrency and burst limits ([`FaultPlan`]); [`Counters`] of
+//!   requests and bytes per root field.
+//!
+//! This crate must never make a network call other than serving its own listener, never contain
+//! hand-written per-entity code (shapes come from `xledger_model::entities()`), and never print
+//! or log the API key. It is a test double: it does not persist anything.
+//!
+//! # Example
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use xledger_sim::{SimConfig, Simulator};
+//!
+//! let sim = Simulator::start(SimConfig { rows: 20, ..Default::default() }).await?;
+//! assert!(sim.endpoint().starts_with("http://127.0.0.1:"));
+//!
+//! let db_id = sim.add("projects")?;
+//! assert!(sim.update("projects", db_id));
+//! let projects = sim.truth("projects")?;
+//! assert_eq!(projects.len(), 21);
+//! assert_eq!(sim.counters().http_requests, 0);
+//! sim.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # HTTP API
+//! - `POST /graphql` with `Authorization: token <key>` and `{"query", "variables", "operationName"}`.
+//!   A missing or malformed header → HTTP 401 with Xledger's message
+//!   ([`BAD_TOKEN_FORMAT_MESSAGE`]); a wrong key → HTTP 401 with [`INVALID_TOKEN_MESSAGE`]; both
+//!   entries carry `"code": "UNAUTHENTICATED"`. Validation errors answer HTTP 200 with
+//!   `{"errors":[{"message", "locations", "extensions":{"code":"GRAPHQL_VALIDATION_FAILED"}}]}`
+//!   and no `data`. A rejected cursor fails only its root field: `data.<alias>` is `null` and the
+//!   `errors` entry has `"code": "BAD_REQUEST.INVALID_CURSOR"` and `"path": ["<alias>"]`.
+//! - Admin (same header): `POST /admin/entities/{entity}/rows` (add → `{"dbId"}`),
+//!   `POST /admin/entities/{entity}/rows/{dbId}/update`, `DELETE /admin/entities/{entity}/rows/{dbId}`,
+//!   `GET /admin/entities/{entity}/truth`, `POST /admin/random-changes {"count","seed"}`,
+//!   `PUT|DELETE /admin/faults` ([`FaultPlan`] as JSON), `GET|DELETE /admin/counters`,
+//!   `GET|PUT /admin/clock {"now"}`, `POST /admin/clock/advance {"seconds"}`.
+
+mod config;
+mod error;
+mod faults;
+mod generate;
+mod graphql;
+mod rng;
+mod server;
+mod store;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::{DEFAULT_API_KEY, DEFAULT_PAGE_CAP, SimConfig};
+pub use error::SimError;
+pub use faults::{
+    BURST_RATE_LIMIT_CODE, BurstLimit, CONCURRENCY_LIMIT_CODE, Fault, FaultPlan, FaultRule, INSUFFICIENT_CREDITS_CODE,
+    QUERY_TIMEOUT_MESSAGE, Trigger,
+};
+pub use graphql::{INVALID_CURSOR_CODE, INVALID_CURSOR_MESSAGE};
+pub use server::{BAD_TOKEN_FORMAT_MESSAGE, Counters, FieldCounters, INVALID_TOKEN_MESSAGE, UNAUTHENTICATED_CODE};
+pub use store::{ChangeSummary, EntityChanges};
+
+use server::Shared;
+
+/// Starts simulators.
+#[derive(Debug)]
+pub struct Simulator;
+
+impl Simulator {
+    /// Generates the data and serves it on `127.0.0.1` on a free port.
+    pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+        Simulator::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config).await
+    }
+
+    /// Generates the data (on a blocking thread: a million rows take a few seconds) and serves
+    /// it on `addr`.
+    pub async fn start_on(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, SimError> {
+        let generation_config = config.clone();
+        let store = tokio::task::spawn_blocking(move || store::Store::generate(&generation_config))
+            .await
+            .map_err(|e| SimError::Internal { reason: format!("the data generator stopped: {e}") })??;
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| SimError::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(|source| SimError::Bind { addr, source })?;
+        let shared = Arc::new(Shared::new(config, store));
+        let app = server::router(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    // Either a shutdown call or every handle dropped: stop serving.
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::warn!(%error, "xledger-sim stopped serving");
+            }
+        });
+        tracing::info!(addr = %local_addr, "xledger-sim listening");
+        Ok(SimHandle { shared, addr: local_addr, server: Arc::new(Mutex::new(Some((stop, task)))) })
+    }
+}
+
+/// A running simulator: its address, its data, its faults and counters. Clones share it.
+///
+/// `Debug` never prints the API key.
+#[derive(Clone)]
+pub struct SimHandle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    server: Arc<Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle").field("addr", &self.addr).field("config", &self.shared.config).finish()
+    }
+}
+
+impl SimHandle {
+    /// The GraphQL endpoint, e.g. `http://127.0.0.1:41234/graphql`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}/graphql", self.addr)
+    }
+
+    /// The admin API's base, e.g. `http://127.0.0.1:41234/admin` (same `Authorization` header).
+    pub fn admin_url(&self) -> String {
+        format!("http://{}/admin", self.addr)
+    }
+
+    /// The socket the simulator listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The key to send as `Authorization: token <key>`.
+    pub fn api_key(&self) -> &str {
+        &self.shared.config.api_key
+    }
+
+    /// The configuration the simulator started with.
+    pub fn config(&self) -> &SimConfig {
+        &self.shared.config
+    }
+
+    /// Adds a row with a new dbId (and an ADDED feed entry); returns the dbId.
+    pub fn add(&self, entity: &str) -> Result<i64, SimError> {
+        self.shared.write_store().add(entity)
+    }
+
+    /// Gives a row new values, nested objects included, and `modifiedAt` = now (an UPDATED entry).
+    /// False when the entity or the row does not exist.
+    pub fn update(&self, entity: &str, db_id: i64) -> bool {
+        self.shared.write_store().update(entity, db_id)
+    }
+
+    /// Removes a row (a DELETED entry). False when the entity or the row does not exist.
+    pub fn delete(&self, entity: &str, db_id: i64) -> bool {
+        self.shared.write_store().delete(entity, db_id)
+    }
+
+    /// `count` adds, updates and deletes spread over the entities, seeded; some dbIds change
+    /// several times. The clock does not move.
+    pub fn random_changes(&self, count: usize, seed: u64) -> ChangeSummary {
+        self.shared.write_store().random_changes(count, seed)
+    }
+
+    /// The current nodes of `entity` exactly as the items query returns them (every registry
+    /// column), sorted by dbId.
+    pub fn truth(&self, entity: &str) -> Result<Vec<serde_json::Value>, SimError> {
+        self.shared.read_store().truth(entity)
+    }
+
+    /// Replaces the fault plan (and restarts its request count).
+    pub fn set_faults(&self, plan: FaultPlan) {
+        *self.shared.lock_faults() = faults::FaultState::new(plan);
+    }
+
+    pub fn clear_faults(&self) {
+        self.set_faults(FaultPlan::default());
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.shared.lock_counters().clone()
+    }
+
+    pub fn reset_counters(&self) {
+        *self.shared.lock_counters() = Counters::default();
+    }
+
+    /// Moves the simulated clock forward; feed entries older than the retention are dropped.
+    pub fn advance_clock(&self, by: Duration) {
+        let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+        self.shared.write_store().advance_clock(by);
+    }
+
+    /// Sets the simulated clock (backwards too); feed entries older than the retention are dropped.
+    pub fn set_clock(&self, at: DateTime<Utc>) {
+        self.shared.write_store().set_clock(at);
+    }
+
+    /// The simulated clock: the time of new feed entries and of `modifiedAt` on changes.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.shared.read_store().now()
+    }
+
+    /// Stops serving and waits for in-flight requests to finish. Other clones see a closed port.
+    pub async fn shutdown(self) {
+        let server = self.server.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some((stop, task)) = server {
+            let _ = stop.send(());
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "xledger-sim server task failed");
+            }
+        }
+    }
+}
