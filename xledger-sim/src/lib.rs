@@ -204,6 +204,11 @@ impl SimHandle {
         self.set_faults(FaultPlan::default());
     }
 
+    /// GraphQL requests being answered right now (what the concurrency limit counts).
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight()
+    }
+
     pub fn counters(&self) -> Counters {
         self.shared.lock_counters().clone()
     }

@@ -61,6 +61,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn new(config: SimConfig, store: Store) -> Shared {
         Shared {
             config,
