@@ -153,7 +153,7 @@ impl XledgerClient {
     /// let data = client
     ///     .execute::<TimesheetsPage>(variables, RequestContext::entity("timesheets", "TimesheetsPage"))
     ///     .await?;
-    /// println!("{} timesheets", data.timesheets.edges.len());
+    /// println!("{} timesheets", data.timesheets.map_or(0, |page| page.edges.len()));
     /// # Ok(()) }
     /// ```
     pub async fn execute<Q: graphql_client::GraphQLQuery>(
@@ -438,7 +438,7 @@ mod tests {
         let soon = Utc::now() + chrono::Duration::seconds(60);
         let late = Utc::now() + chrono::Duration::seconds(3600);
         let past = Utc::now() - chrono::Duration::seconds(5);
-        let wait = credit_wait(Some(soon), max).unwrap_or_default();
+        let wait = credit_wait(Some(soon), max).expect("a reset one minute away is waited for");
         assert!(wait > Duration::from_secs(59) && wait <= Duration::from_secs(61), "{wait:?}");
         assert_eq!(credit_wait(Some(late), max), None);
         assert_eq!(credit_wait(None, max), None);
@@ -449,8 +449,8 @@ mod tests {
     fn truncated_gzip_is_truncated_not_malformed() {
         use std::io::Write;
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        encoder.write_all(br#"{"data":{"a":"some text long enough to compress"}}"#).unwrap_or_default();
-        let gz = encoder.finish().unwrap_or_default();
+        encoder.write_all(br#"{"data":{"a":"some text long enough to compress"}}"#).expect("write to a Vec");
+        let gz = encoder.finish().expect("finish a Vec");
         let cut = &gz[..gz.len() / 2];
         assert_eq!(gunzip(cut, 1 << 20).map_err(|f| f.kind), Err(ErrorKind::TruncatedResponse));
         assert_eq!(gunzip(b"not gzip at all", 1 << 20).map_err(|f| f.kind), Err(ErrorKind::MalformedResponse));
