@@ -14,7 +14,7 @@ use crate::lake::LakeOptions;
 /// The storage emulator's account and its documented, public key (not a secret: it is printed in
 /// Microsoft's Azurite documentation and only opens a local emulator).
 const EMULATOR_ACCOUNT: &str = "devstoreaccount1";
-const EMULATOR_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFEsnTZ+3DgmE+3QNHlgw==";
+const EMULATOR_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// A parsed Azure location.
 #[derive(Debug, Clone)]
