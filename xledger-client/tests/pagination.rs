@@ -1,0 +1,283 @@
+//! Paging items, change feeds and `dbId_in` chunks: which variables go out, when the stream ends,
+//! and how a stuck cursor ends it with an error instead of a loop.
+
+mod common;
+
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{Value, json};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, Request};
+use xledger_client::{ErrorKind, RequestContext, XledgerClient};
+use xledger_model::page::{MutationType, RawPage};
+use xledger_model::{EntitySpec, entity};
+
+use common::{after_is, client, delta_body, json_response, page_body, paused_config, variables};
+
+fn timesheets() -> &'static EntitySpec {
+    entity("timesheets").expect("built-in entity")
+}
+
+fn projects() -> &'static EntitySpec {
+    entity("projects").expect("built-in entity")
+}
+
+fn node(id: &str) -> Value {
+    json!({ "dbId": id, "workingHours": "7.50", "project": null })
+}
+
+async fn mount_page(server: &MockServer, after: Option<&'static str>, body: Value) {
+    Mock::given(method("POST")).and(after_is(after)).respond_with(json_response(body)).mount(server).await;
+}
+
+async fn collect_items(client: &XledgerClient, after: Option<String>) -> Vec<Result<RawPage, xledger_client::ClientError>> {
+    client.items_pages(timesheets(), 2, after).collect().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_pages_follow_the_last_cursor_until_has_next_page_is_false() {
+    let server = MockServer::start().await;
+    mount_page(&server, None, page_body("timesheets", &[("c1", node("1")), ("c2", node("2"))], true)).await;
+    mount_page(&server, Some("c2"), page_body("timesheets", &[("c3", node("3")), ("c4", node("4"))], true)).await;
+    mount_page(&server, Some("c4"), page_body("timesheets", &[("c5", node("5"))], false)).await;
+    let client = client(paused_config(&server));
+
+    let pages: Vec<RawPage> = client.items_pages(timesheets(), 2, None).try_collect().await.expect("three pages");
+
+    let cursors: Vec<&str> = pages.iter().flat_map(|p| p.edges.iter().map(|e| e.cursor.as_str())).collect();
+    assert_eq!(cursors, ["c1", "c2", "c3", "c4", "c5"]);
+    let requests = server.received_requests().await.expect("recording is on");
+    assert_eq!(requests.len(), 3);
+    assert!(requests.iter().all(|r| variables(r)["first"] == json!(2)));
+    assert!(common::query(&requests[0]).starts_with("query TimesheetsPage("));
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_pages_start_after_the_given_cursor() {
+    let server = MockServer::start().await;
+    mount_page(&server, Some("c4"), page_body("timesheets", &[("c5", node("5"))], false)).await;
+    let client = client(paused_config(&server));
+
+    let pages = collect_items(&client, Some("c4".to_string())).await;
+
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].as_ref().map(|p| p.edges.len()).ok(), Some(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cursor_that_does_not_advance_ends_the_stream_with_an_error() {
+    let server = MockServer::start().await;
+    mount_page(&server, None, page_body("timesheets", &[("c1", node("1"))], true)).await;
+    mount_page(&server, Some("c1"), page_body("timesheets", &[("c1", node("1"))], true)).await;
+    let client = client(paused_config(&server));
+
+    let pages = collect_items(&client, None).await;
+
+    assert_eq!(pages.len(), 2, "one good page, then the error, then the end");
+    let err = pages[1].as_ref().expect_err("stuck cursor");
+    assert_eq!(err.kind(), &ErrorKind::CursorDidNotAdvance);
+    assert_eq!(err.context(), &RequestContext::entity("timesheets", "TimesheetsPage").with_page(2));
+    assert_eq!(server.received_requests().await.map(|r| r.len()), Some(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cursor_cycle_is_caught_as_not_advancing() {
+    let server = MockServer::start().await;
+    mount_page(&server, None, page_body("timesheets", &[("c1", node("1"))], true)).await;
+    mount_page(&server, Some("c1"), page_body("timesheets", &[("c2", node("2"))], true)).await;
+    mount_page(&server, Some("c2"), page_body("timesheets", &[("c1", node("1"))], true)).await;
+    let client = client(paused_config(&server));
+
+    let pages = collect_items(&client, None).await;
+
+    assert_eq!(pages.len(), 3);
+    assert_eq!(pages[2].as_ref().err().map(|e| e.kind().clone()), Some(ErrorKind::CursorDidNotAdvance));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_page_claiming_a_next_page_ends_the_stream_with_an_error() {
+    let server = MockServer::start().await;
+    mount_page(&server, None, page_body("timesheets", &[], true)).await;
+    let client = client(paused_config(&server));
+
+    let pages = collect_items(&client, None).await;
+
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].as_ref().err().map(|e| e.kind().clone()), Some(ErrorKind::EmptyPageWithNextPage));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_last_page_ends_the_stream_cleanly() {
+    let server = MockServer::start().await;
+    mount_page(&server, None, page_body("timesheets", &[], false)).await;
+    let client = client(paused_config(&server));
+
+    let pages = collect_items(&client, None).await;
+
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].as_ref().map(|p| p.edges.len()).ok(), Some(0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_page_size_above_the_limit_is_refused_without_a_request() {
+    let server = MockServer::start().await;
+    let client = client(paused_config(&server));
+
+    let pages: Vec<_> = client.items_pages(timesheets(), 10_001, None).collect().await;
+
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].as_ref().err().map(|e| e.kind().clone()), Some(ErrorKind::InvalidArgument));
+    assert_eq!(client.stats().requests, 0);
+}
+
+fn db_ids_are(expected: Value) -> impl Fn(&Request) -> bool + Send + Sync + 'static {
+    move |request: &Request| variables(request)["dbIds"] == expected
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_by_db_ids_sends_string_ids_for_int64string_entities_and_pages_each_chunk() {
+    let server = MockServer::start().await;
+    let chunk_one = json!(["11", "12"]);
+    Mock::given(method("POST"))
+        .and(db_ids_are(chunk_one.clone()))
+        .and(after_is(None))
+        .respond_with(json_response(page_body("timesheets", &[("c11", node("11"))], true)))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(db_ids_are(chunk_one))
+        .and(after_is(Some("c11")))
+        .respond_with(json_response(page_body("timesheets", &[("c12", node("12"))], false)))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(db_ids_are(json!(["13"])))
+        .respond_with(json_response(page_body("timesheets", &[("c13", node("13"))], false)))
+        .mount(&server)
+        .await;
+    let client = client(paused_config(&server));
+
+    let pages: Vec<RawPage> =
+        client.items_by_db_ids(timesheets(), vec![11, 12, 13], 2, 1).try_collect().await.expect("three pages");
+
+    let cursors: Vec<&str> = pages.iter().flat_map(|p| p.edges.iter().map(|e| e.cursor.as_str())).collect();
+    assert_eq!(cursors, ["c11", "c12", "c13"]);
+    let requests = server.received_requests().await.expect("recording is on");
+    assert!(common::query(&requests[0]).starts_with("query TimesheetsByDbIds("));
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_by_db_ids_sends_numeric_ids_for_int_entities() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(db_ids_are(json!([7, 8])))
+        .respond_with(json_response(page_body("projects", &[("7", json!({"dbId": 7})), ("8", json!({"dbId": 8}))], false)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client(paused_config(&server));
+
+    let pages: Vec<RawPage> = client.items_by_db_ids(projects(), vec![7, 8], 100, 100).try_collect().await.expect("one page");
+
+    assert_eq!(pages.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_by_db_ids_errors_name_the_chunk() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(db_ids_are(json!([1])))
+        .respond_with(json_response(page_body("projects", &[("1", json!({"dbId": 1}))], false)))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(db_ids_are(json!([2])))
+        .respond_with(json_response(json!({"errors": [{"message": "bad", "code": "BAD_REQUEST.SOMETHING"}]})))
+        .mount(&server)
+        .await;
+    let client = client(paused_config(&server));
+
+    let pages: Vec<_> = client.items_by_db_ids(projects(), vec![1, 2, 3], 1, 10).collect().await;
+
+    assert_eq!(pages.len(), 2, "the third chunk is never requested");
+    let err = pages[1].as_ref().expect_err("chunk 2 fails");
+    assert_eq!(err.kind(), &ErrorKind::Validation);
+    assert_eq!(err.context().operation, "ProjectsByDbIds chunk 2/3");
+}
+
+#[tokio::test(start_paused = true)]
+async fn delta_pages_decode_changes_and_end_on_the_last_page() {
+    let server = MockServer::start().await;
+    mount_page(&server, Some("100"), delta_body("timesheet_deltas", &[("101", json!("5"), "ADDED"), ("102", json!("5"), "UPDATED")], true)).await;
+    mount_page(&server, Some("102"), delta_body("timesheet_deltas", &[("103", json!("6"), "DELETED")], false)).await;
+    let client = client(paused_config(&server));
+
+    let pages: Vec<_> = client.delta_pages(timesheets(), 2, Some("100".to_string())).try_collect().await.expect("two pages");
+
+    let changes: Vec<(i64, MutationType)> =
+        pages.iter().flat_map(|p| p.edges.iter().map(|e| (e.node.db_id.0, e.node.mutation_type))).collect();
+    assert_eq!(changes, [(5, MutationType::Added), (5, MutationType::Updated), (6, MutationType::Deleted)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejected_delta_cursor_is_reported_for_a_full_resync() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(json_response(json!({"errors": [{"message": "Cursor not found"}]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client(paused_config(&server));
+
+    let pages: Vec<_> = client.delta_pages(timesheets(), 100, Some("ancient".to_string())).collect().await;
+
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].as_ref().err().map(|e| e.kind().clone()), Some(ErrorKind::CursorRejected));
+}
+
+#[tokio::test(start_paused = true)]
+async fn deltas_head_cursor_asks_for_the_last_change() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(|r: &Request| variables(r) == json!({"last": 1}))
+        .respond_with(json_response(delta_body("project_deltas", &[("9000", json!(77), "UPDATED")], false)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client(paused_config(&server));
+
+    assert_eq!(client.deltas_head_cursor(projects()).await.ok(), Some(Some("9000".to_string())));
+}
+
+#[tokio::test(start_paused = true)]
+async fn deltas_head_cursor_of_an_empty_feed_is_none() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(json_response(delta_body("project_deltas", &[], false))).mount(&server).await;
+    let client = client(paused_config(&server));
+
+    assert_eq!(client.deltas_head_cursor(projects()).await.ok(), Some(None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn typed_operations_decode_into_the_generated_types() {
+    use xledger_model::queries::timesheets::{TimesheetsPage, timesheets_page};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(|r: &Request| variables(r) == json!({"first": 1}))
+        .respond_with(json_response(page_body("timesheets", &[("c1", node("123456789012"))], false)))
+        .mount(&server)
+        .await;
+    let client = client(paused_config(&server));
+
+    let data = client
+        .execute::<TimesheetsPage>(
+            timesheets_page::Variables { first: 1, after: None },
+            RequestContext::entity("timesheets", "TimesheetsPage"),
+        )
+        .await
+        .expect("a typed page");
+
+    let page = data.timesheets.expect("the root field is present");
+    assert_eq!(page.edges[0].node.db_id.0, 123_456_789_012);
+    assert_eq!(page.edges[0].node.working_hours.as_deref(), Some("7.50"));
+    assert!(!page.page_info.has_next_page);
+}
