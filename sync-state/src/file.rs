@@ -51,7 +51,10 @@ pub(crate) struct FileBackend {
 impl FileBackend {
     pub(crate) fn new(path: PathBuf) -> Result<Self, StateError> {
         let Some(name) = path.file_name() else {
-            return Err(StateError::InvalidConfig(format!("state file path `{}` names no file", path.display())));
+            return Err(StateError::InvalidConfig(format!(
+                "state file path `{}` names no file",
+                path.display()
+            )));
         };
         let mut lock_name = name.to_owned();
         lock_name.push(".lock");
@@ -59,9 +62,17 @@ impl FileBackend {
         Ok(Self { path, lock_path })
     }
 
-    fn io(&self, operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
+    fn io(
+        &self,
+        operation: &'static str,
+        path: &Path,
+    ) -> impl FnOnce(std::io::Error) -> StateError {
         let path = path.to_owned();
-        move |source| StateError::Io { operation, path, source }
+        move |source| StateError::Io {
+            operation,
+            path,
+            source,
+        }
     }
 
     fn location(&self) -> String {
@@ -73,20 +84,34 @@ impl FileBackend {
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Document { format_version: FORMAT_VERSION, entries: BTreeMap::new() });
+                return Ok(Document {
+                    format_version: FORMAT_VERSION,
+                    entries: BTreeMap::new(),
+                });
             }
             Err(e) => return Err(self.io("read", &self.path)(e)),
         };
-        let corrupt = |detail: String| StateError::Corrupt { location: self.location(), detail };
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not JSON: {e}")))?;
+        let corrupt = |detail: String| StateError::Corrupt {
+            location: self.location(),
+            detail,
+        };
+        let value: Value =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not JSON: {e}")))?;
         check_format_version(&value, &self.location())?;
         serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
     }
 
     /// Runs `change` on the current document under the lock and, when it says it changed something
     /// (`Written`), replaces the file atomically before the lock is released.
-    fn modify(&self, change: impl FnOnce(&mut Document) -> Change) -> Result<CasOutcome, StateError> {
-        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fn modify(
+        &self,
+        change: impl FnOnce(&mut Document) -> Change,
+    ) -> Result<CasOutcome, StateError> {
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(self.io("create the directory", dir))?;
         let lock = OpenOptions::new()
             .read(true)
@@ -141,11 +166,13 @@ impl FileBackend {
         work: impl FnOnce(&FileBackend) -> Result<R, StateError> + Send + 'static,
     ) -> Result<R, StateError> {
         let backend = self.clone();
-        tokio::task::spawn_blocking(move || work(&backend)).await.map_err(|e| StateError::Io {
-            operation: "run file I/O for",
-            path: self.path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?
+        tokio::task::spawn_blocking(move || work(&backend))
+            .await
+            .map_err(|e| StateError::Io {
+                operation: "run file I/O for",
+                path: self.path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?
     }
 }
 
@@ -175,19 +202,27 @@ impl KvBackend for FileBackend {
         let key = key.to_owned();
         self.blocking(move |backend| {
             let mut document = backend.read()?;
-            Ok(document
-                .entries
-                .remove(&key)
-                .map(|entry| KvEntry { value: entry.value, version: Version::new(entry.version) }))
+            Ok(document.entries.remove(&key).map(|entry| KvEntry {
+                value: entry.value,
+                version: Version::new(entry.version),
+            }))
         })
         .await
     }
 
-    async fn put(&self, key: &str, value: &Value, expect: &Expect) -> Result<CasOutcome, StateError> {
+    async fn put(
+        &self,
+        key: &str,
+        value: &Value,
+        expect: &Expect,
+    ) -> Result<CasOutcome, StateError> {
         let (key, value, expect) = (key.to_owned(), value.clone(), expect.clone());
         self.blocking(move |backend| {
             backend.modify(|document| {
-                let current = document.entries.get(&key).map(|entry| entry.version.as_str());
+                let current = document
+                    .entries
+                    .get(&key)
+                    .map(|entry| entry.version.as_str());
                 let matches = match &expect {
                     Expect::Absent => current.is_none(),
                     Expect::Version(v) => current == Some(v.as_str()),
@@ -196,7 +231,13 @@ impl KvBackend for FileBackend {
                     return Change::Unchanged(CasOutcome::Mismatch);
                 }
                 let version = uuid::Uuid::new_v4().to_string();
-                document.entries.insert(key, Entry { version: version.clone(), value });
+                document.entries.insert(
+                    key,
+                    Entry {
+                        version: version.clone(),
+                        value,
+                    },
+                );
                 Change::Written(CasOutcome::Done(Version::new(version)))
             })
         })
@@ -207,7 +248,10 @@ impl KvBackend for FileBackend {
         let (key, expect) = (key.to_owned(), expect.cloned());
         self.blocking(move |backend| {
             backend.modify(|document| {
-                let current = document.entries.get(&key).map(|entry| entry.version.as_str());
+                let current = document
+                    .entries
+                    .get(&key)
+                    .map(|entry| entry.version.as_str());
                 match (current, &expect) {
                     (None, _) => Change::Unchanged(CasOutcome::Done(Version::absent())),
                     (Some(current), Some(expected)) if current != expected.as_str() => {
@@ -231,7 +275,15 @@ impl KvBackend for FileBackend {
                 .entries
                 .into_iter()
                 .filter(|(key, _)| key.starts_with(&prefix))
-                .map(|(key, entry)| (key, KvEntry { value: entry.value, version: Version::new(entry.version) }))
+                .map(|(key, entry)| {
+                    (
+                        key,
+                        KvEntry {
+                            value: entry.value,
+                            version: Version::new(entry.version),
+                        },
+                    )
+                })
                 .collect())
         })
         .await
