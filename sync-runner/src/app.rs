@@ -1,0 +1,275 @@
+//! Turning validated settings into an engine, and the commands that use it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use lake_writer::{Compression, Lake, LakeOptions, WriterOptions};
+use sync_state::{Phase, StateStore, StoreOptions};
+use tokio::time::Instant;
+use xledger_client::{ApiKey, ClientConfig, XledgerClient};
+use xledger_model::{EntitySpec, entities, entity};
+
+use crate::cli::{CompressionArg, GlobalArgs};
+use crate::engine::{Engine, EngineConfig, PassReport, PassRequest, StopReason, StopSignal};
+use crate::progress::Progress;
+
+/// A configuration error: one line on stderr and exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The entities named on the command line (all when none), or an error naming the unknown one.
+pub fn select_entities(names: &[String]) -> Result<Vec<&'static EntitySpec>, ConfigError> {
+    if names.is_empty() {
+        return Ok(entities().iter().collect());
+    }
+    let mut out: Vec<&'static EntitySpec> = Vec::new();
+    for name in names {
+        let spec = entity(name).ok_or_else(|| {
+            let known: Vec<&str> = entities().iter().map(|e| e.name).collect();
+            ConfigError(format!("unknown entity `{name}` (known: {})", known.join(", ")))
+        })?;
+        if !out.iter().any(|e| e.name == spec.name) {
+            out.push(spec);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads and checks the API key: present, and not an unresolved Key Vault reference.
+pub fn api_key(global: &GlobalArgs) -> Result<ApiKey, ConfigError> {
+    let key = global.api_key.as_deref().map(str::trim).unwrap_or_default();
+    if key.is_empty() {
+        return Err(ConfigError(
+            "XLEDGER_API_KEY is not set: set it (or --api-key) to an Xledger API key; try `xledger-sync demo` to run without one".into(),
+        ));
+    }
+    if key.starts_with("@Microsoft.KeyVault(") {
+        return Err(ConfigError(
+            "XLEDGER_API_KEY holds an unresolved Key Vault reference: the Function App cannot read the secret (check its managed identity has Key Vault Secrets User on the vault, and the reference's SecretUri)".into(),
+        ));
+    }
+    Ok(ApiKey::new(key.to_string()))
+}
+
+pub fn client(global: &GlobalArgs, endpoint: &str, key: ApiKey, deadline: Option<Instant>) -> anyhow::Result<XledgerClient> {
+    let url = url::Url::parse(endpoint).map_err(|e| ConfigError(format!("XLEDGER_ENDPOINT `{endpoint}` is not a URL: {e}")))?;
+    let mut config = ClientConfig::new(url, key);
+    config.request_timeout = global.request_timeout;
+    config.max_in_flight = global.max_in_flight as usize;
+    config.retry.max_credit_wait = global.max_credit_wait;
+    config.deadline = deadline;
+    XledgerClient::new(config).map_err(|e| anyhow::Error::new(ConfigError(e.to_string())))
+}
+
+pub async fn lake(global: &GlobalArgs) -> anyhow::Result<Lake> {
+    Lake::open(&global.lake, LakeOptions { create_container: global.create_container, ..LakeOptions::default() })
+        .await
+        .with_context(|| format!("opening the lake {}", global.lake))
+}
+
+pub async fn state(global: &GlobalArgs) -> anyhow::Result<Arc<dyn StateStore>> {
+    let options = StoreOptions {
+        key_prefix: global.state_prefix.clone(),
+        label: global.state_label.clone(),
+        legacy_aliases: legacy_aliases(),
+        ..StoreOptions::default()
+    };
+    sync_state::open_store(&global.state, options).await.context("opening the sync state store")
+}
+
+/// Names the old app may have used for an entity's App Configuration keys: the entity and the
+/// singular of its feed (`timesheet_deltas` → `timesheet`).
+fn legacy_aliases() -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for e in entities() {
+        if let Some(feed) = e.deltas_field {
+            let singular = feed.trim_end_matches("_deltas");
+            if singular != e.name {
+                out.insert(e.name.to_string(), vec![singular.to_string()]);
+            }
+        }
+    }
+    out
+}
+
+pub fn engine_config(global: &GlobalArgs) -> EngineConfig {
+    let compression = match global.compression {
+        CompressionArg::Zstd => Compression::default(),
+        CompressionArg::Snappy => Compression::Snappy,
+        CompressionArg::None => Compression::Uncompressed,
+    };
+    let writer = WriterOptions {
+        compression,
+        row_group_rows: global.row_group_rows as usize,
+        part_rows: global.part_rows,
+        ..WriterOptions::default()
+    };
+    EngineConfig {
+        page_size: global.page_size as usize,
+        db_id_chunk_size: global.db_id_chunk_size as usize,
+        writer,
+        entity_concurrency: global.entity_concurrency as usize,
+        delta_retention: global.delta_retention,
+        lease_wait: global.lease_wait,
+        lease_ttl: global.lease_ttl,
+        holder: holder_id(),
+        max_changes_per_file: global.max_changes_per_file as usize,
+    }
+}
+
+/// `host:pid:random` — shown to a second process that finds the lease taken.
+pub fn holder_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "unknown-host".into());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &random[..8])
+}
+
+/// Builds the engine for a real (or simulated) endpoint.
+pub async fn engine(global: &GlobalArgs, endpoint: &str, key: ApiKey, deadline: Option<Instant>, progress: Progress) -> anyhow::Result<Engine> {
+    let client = client(global, endpoint, key, deadline)?;
+    let lake = lake(global).await?;
+    let state = state(global).await?;
+    Ok(Engine::new(client, lake, state, engine_config(global), progress))
+}
+
+/// Runs a pass with signal handling: the first Ctrl-C / SIGTERM stops at the next page boundary.
+pub async fn run_pass_with_signals(engine: &Engine, request: PassRequest, stop: Arc<StopSignal>) -> PassReport {
+    let watcher = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::warn!("signal received: stopping at the next page boundary (again to abort)");
+            stop.stop(StopReason::Signal);
+            wait_for_signal().await;
+            tracing::error!("second signal: aborting; unfinished files stay invisible and are cleaned up next run");
+            std::process::exit(130);
+        })
+    };
+    let report = engine.run_pass(request, stop).await;
+    watcher.abort();
+    report
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The pass deadline from `--max-duration`.
+pub fn deadline(max_duration: Option<Duration>) -> Option<Instant> {
+    max_duration.map(|d| Instant::now() + d)
+}
+
+/// `status`: one line per entity.
+pub async fn status(global: &GlobalArgs, selected: &[&'static EntitySpec]) -> anyhow::Result<String> {
+    let state = state(global).await?;
+    let lake = lake(global).await?;
+    let now = chrono::Utc::now();
+    let mut out = format!("state: {}\nlake:  {}\n\n", state.describe(), lake.describe());
+    out.push_str(&format!(
+        "{:<16} {:<22} {:<24} {:<26} {:>7}  {}\n",
+        "entity", "phase", "cursor", "last success (age)", "files", "note"
+    ));
+    for e in selected {
+        let current = state.get(e.name).await.with_context(|| format!("{}: reading state", e.name))?;
+        let files = lake.list(e.name).await.with_context(|| format!("{}: listing lake files", e.name))?;
+        let data_files = files.iter().filter(|f| !f.is_manifest && !f.is_temp).count();
+        let (phase, cursor, last, note) = match current.map(|v| v.value.phase) {
+            None | Some(Phase::NotStarted) => ("not started".to_string(), "-".to_string(), "-".to_string(), "next pass does a full load".to_string()),
+            Some(Phase::FullSync(p)) => (
+                format!("full sync {}", p.run_stamp),
+                p.items_cursor.clone().unwrap_or_else(|| "-".into()),
+                "-".to_string(),
+                format!("{} parts committed; resumes next pass", p.parts.len()),
+            ),
+            Some(Phase::Incremental(p)) => {
+                let age = now.signed_duration_since(p.last_success).to_std().unwrap_or_default();
+                let age_text = humantime::format_duration(Duration::from_secs(age.as_secs())).to_string();
+                let note = if age >= global.delta_retention {
+                    "WARNING: older than the feed retention: next pass does a full load".to_string()
+                } else if age.as_secs_f64() >= global.delta_retention.as_secs_f64() * 0.75 {
+                    format!("WARNING: nearing the {} feed retention", humantime::format_duration(global.delta_retention))
+                } else if p.imported_from_legacy {
+                    "continues from the old app's cursor".to_string()
+                } else {
+                    String::new()
+                };
+                (
+                    if e.has_change_feed() { "incremental".into() } else { "full-only".into() },
+                    p.deltas_cursor.clone().unwrap_or_else(|| "(feed start)".into()),
+                    format!("{} ({age_text})", p.last_success.format("%Y-%m-%d %H:%M:%SZ")),
+                    note,
+                )
+            }
+        };
+        out.push_str(&format!("{:<16} {:<22} {:<24} {:<26} {:>7}  {}\n", e.name, phase, truncate(&cursor, 24), last, data_files, note));
+    }
+    Ok(out)
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let head: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{head}…")
+    }
+}
+
+/// `reset-state`: deletes the state of the selected entities.
+pub async fn reset_state(global: &GlobalArgs, selected: &[&'static EntitySpec]) -> anyhow::Result<Vec<String>> {
+    let state = state(global).await?;
+    let mut done = Vec::new();
+    for e in selected {
+        state.delete(e.name).await.with_context(|| format!("{}: deleting state", e.name))?;
+        done.push(e.name.to_string());
+    }
+    Ok(done)
+}
+
+/// `wipe`: deletes the selected entities' lake files, then their state (files without state
+/// would be read as a finished load; state without files would skip the full load).
+pub async fn wipe(global: &GlobalArgs, selected: &[&'static EntitySpec]) -> anyhow::Result<u64> {
+    let lake = lake(global).await?;
+    let state = state(global).await?;
+    let mut deleted = 0;
+    for e in selected {
+        deleted += lake.delete_entity(e.name).await.with_context(|| format!("{}: deleting lake files", e.name))?;
+        state.delete(e.name).await.with_context(|| format!("{}: deleting state", e.name))?;
+    }
+    Ok(deleted)
+}
+
+pub fn require(condition: bool, message: &str) -> anyhow::Result<()> {
+    if condition { Ok(()) } else { bail!(ConfigError(message.to_string())) }
+}
+
+pub fn unknown(message: String) -> anyhow::Error {
+    anyhow!(ConfigError(message))
+}
