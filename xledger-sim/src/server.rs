@@ -242,9 +242,14 @@ async fn answer(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> (Response,
     }
     let wire = bytes.len() as u64;
     let mut response = if cut {
-        let chunks: Vec<Result<Bytes, std::io::Error>> =
-            vec![Ok(Bytes::from(bytes)), Err(std::io::Error::other("simulated connection abort"))];
-        Response::new(Body::from_stream(futures::stream::iter(chunks)))
+        use futures::StreamExt as _;
+        let first_half = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(bytes))]);
+        // Yield before failing so the headers and the first half reach the client first.
+        let abort = futures::stream::once(async {
+            tokio::task::yield_now().await;
+            Err(std::io::Error::other("simulated connection abort"))
+        });
+        Response::new(Body::from_stream(first_half.chain(abort)))
     } else {
         Response::new(Body::from(bytes))
     };
