@@ -647,3 +647,164 @@ pub(crate) fn days_since_epoch(date: NaiveDate) -> i32 {
     // Any NaiveDate is within ±262 143 years, i.e. under 96 million days: fits in i32.
     (date - NaiveDate::default()).num_days() as i32
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Decimal128Type, Int64Type, TimestampMicrosecondType};
+    use serde_json::json;
+
+    use super::*;
+
+    fn entity(name: &str) -> &'static EntitySpec {
+        xledger_model::entity(name).unwrap()
+    }
+
+    fn timesheet() -> serde_json::Value {
+        json!({
+            "dbId": "9000000001",
+            "createdAt": "2024-03-31T02:30:00",
+            "modifiedAt": "2024-10-27T02:30:00",
+            "assignmentDate": "2024-03-31",
+            "workingHours": "7.5",
+            "isHeaderApproved": true,
+            "headerApprovedAt": null,
+            "hourlyRevenueCurrency": "1250.125",
+            "owner": {"dbId": 1, "description": "Owner"},
+            "employee": {"dbId": 2, "description": "Kari", "code": "K"},
+            "activity": null,
+            "timeType": {"code": "N", "description": "Normal"},
+            "project": {"dbId": 3, "description": "P", "code": "P1"},
+            "unselected": {"ignored": [1, 2, 3]}
+        })
+    }
+
+    fn convert(name: &str, nodes: &[serde_json::Value]) -> Result<RecordBatch, ConvertError> {
+        let raw: Vec<Box<RawValue>> = nodes.iter().map(|n| serde_json::value::to_raw_value(n).unwrap()).collect();
+        let page: Vec<(&RawValue, MutationType)> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
+        PageConverter::new(entity(name)).convert_nodes(&page, DateTime::UNIX_EPOCH)
+    }
+
+    fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a ArrayRef {
+        batch.column_by_name(name).unwrap()
+    }
+
+    #[test]
+    fn values_become_exact_typed_columns() {
+        let batch = convert("timesheets", &[timesheet()]).unwrap();
+        assert_eq!(column(&batch, "dbId").as_primitive::<Int64Type>().value(0), 9_000_000_001);
+        assert_eq!(column(&batch, "workingHours").as_primitive::<Decimal128Type>().value(0), 7_500_000);
+        assert_eq!(column(&batch, "hourlyRevenueCurrency").as_primitive::<Decimal128Type>().value(0), 1_250_125_000);
+        // Gap and overlap both read as UTC+1 (xledger_model::time).
+        let created = column(&batch, "createdAt").as_primitive::<TimestampMicrosecondType>().value(0);
+        assert_eq!(DateTime::from_timestamp_micros(created).unwrap().to_rfc3339(), "2024-03-31T01:30:00+00:00");
+        let modified = column(&batch, "modifiedAt").as_primitive::<TimestampMicrosecondType>().value(0);
+        assert_eq!(DateTime::from_timestamp_micros(modified).unwrap().to_rfc3339(), "2024-10-27T01:30:00+00:00");
+        assert!(column(&batch, "headerApprovedAt").is_null(0));
+        assert!(column(&batch, "isHeaderApproved").as_boolean().value(0));
+    }
+
+    #[test]
+    fn a_null_parent_nulls_all_its_columns() {
+        let batch = convert("timesheets", &[timesheet()]).unwrap();
+        assert!(column(&batch, "activity.code").is_null(0));
+        assert!(column(&batch, "activity.description").is_null(0));
+        assert!(!column(&batch, "timeType.code").is_null(0));
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_path() {
+        let mut node = timesheet();
+        node["project"].as_object_mut().unwrap().remove("code");
+        let error = convert("timesheets", &[node]).unwrap_err();
+        assert_eq!((error.db_id, error.column.as_str(), &error.reason), (Some(9_000_000_001), "project.code", &ConvertReason::Missing));
+        let mut node = timesheet();
+        node.as_object_mut().unwrap().remove("employee");
+        assert_eq!(convert("timesheets", &[node]).unwrap_err().column, "employee");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_json_type_is_refused_not_coerced() {
+        let cases = [
+            ("workingHours", json!(7.5), "string", "number"),
+            ("isHeaderApproved", json!("true"), "boolean", "string"),
+            ("dbId", json!(9000000001_i64), "string", "number"),
+        ];
+        for (field, value, expected, found) in cases {
+            let mut node = timesheet();
+            node[field] = value;
+            let error = convert("timesheets", &[node]).unwrap_err();
+            assert_eq!(error.column, field);
+            assert_eq!(error.reason, ConvertReason::WrongJsonType { expected, found }, "{field}");
+        }
+        let mut node = timesheet();
+        node["project"] = json!("P1");
+        let error = convert("timesheets", &[node]).unwrap_err();
+        assert_eq!((error.column.as_str(), error.reason), ("project", ConvertReason::WrongJsonType { expected: "object", found: "string" }));
+        let mut node = timesheet();
+        node["project"]["dbId"] = json!("3");
+        assert_eq!(convert("timesheets", &[node]).unwrap_err().column, "project.dbId");
+    }
+
+    #[test]
+    fn decimals_with_more_digits_than_the_scale_or_not_numbers_are_refused() {
+        for (text, fragment) in [("7.1234567", "refusing to round"), ("1e3", "not a decimal"), ("", "not a decimal"), ("1,5", "not a decimal")] {
+            let mut node = timesheet();
+            node["workingHours"] = json!(text);
+            let error = convert("timesheets", &[node]).unwrap_err();
+            assert_eq!((error.column.as_str(), error.value.as_str()), ("workingHours", text));
+            assert!(error.to_string().contains(fragment), "{error}");
+        }
+    }
+
+    #[test]
+    fn null_in_a_non_null_field_under_a_present_parent_is_refused() {
+        let mut node = timesheet();
+        node["project"]["dbId"] = json!(null);
+        let error = convert("timesheets", &[node]).unwrap_err();
+        assert_eq!((error.column.as_str(), error.reason), ("project.dbId", ConvertReason::UnexpectedNull));
+    }
+
+    #[test]
+    fn bad_dates_and_date_times_are_refused() {
+        for (field, text) in [("assignmentDate", "31.03.2024"), ("createdAt", "2024-03-31 02:30:00"), ("createdAt", "2024-02-30T00:00:00")] {
+            let mut node = timesheet();
+            node[field] = json!(text);
+            let error = convert("timesheets", &[node]).unwrap_err();
+            assert_eq!((error.column.as_str(), error.value.as_str()), (field, text));
+            assert!(matches!(error.reason, ConvertReason::Time(_)), "{error}");
+        }
+    }
+
+    #[test]
+    fn malformed_json_and_duplicates_are_refused() {
+        let raw = RawValue::from_string(r#"{"dbId": "1", "dbId": "2"}"#.to_string()).unwrap();
+        let error = PageConverter::new(entity("timesheets")).convert_nodes(&[(&*raw, MutationType::Added)], DateTime::UNIX_EPOCH).unwrap_err();
+        assert_eq!((error.column.as_str(), error.reason), ("dbId", ConvertReason::DuplicateField));
+        let error = convert("timesheets", &[timesheet(), timesheet()]).unwrap_err();
+        assert_eq!((error.db_id, error.reason), (Some(9_000_000_001), ConvertReason::DuplicateDbId));
+        let raw = RawValue::from_string(r#"[1]"#.to_string()).unwrap();
+        let error = PageConverter::new(entity("timesheets")).convert_nodes(&[(&*raw, MutationType::Added)], DateTime::UNIX_EPOCH).unwrap_err();
+        assert_eq!(error.reason, ConvertReason::WrongJsonType { expected: "object", found: "array" });
+    }
+
+    #[test]
+    fn a_failed_page_leaves_the_converter_clean() {
+        let mut converter = PageConverter::new(entity("timesheets"));
+        let mut bad = timesheet();
+        bad["workingHours"] = json!("x");
+        let raw = [serde_json::value::to_raw_value(&timesheet()).unwrap(), serde_json::value::to_raw_value(&bad).unwrap()];
+        let page: Vec<_> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
+        assert!(converter.convert_nodes(&page, DateTime::UNIX_EPOCH).is_err());
+        let batch = converter.convert_nodes(&page[..1], DateTime::UNIX_EPOCH).unwrap();
+        assert_eq!(batch.num_rows(), 1);
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_errors() {
+        let mut node = timesheet();
+        node["workingHours"] = json!("9".repeat(1_000));
+        let error = convert("timesheets", &[node]).unwrap_err();
+        assert!(error.value.chars().count() <= MAX_VALUE_TEXT + 1, "{}", error.value.len());
+    }
+}
