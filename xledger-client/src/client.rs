@@ -266,6 +266,9 @@ impl XledgerClient {
     async fn attempt(&self, body: &Bytes) -> Result<Box<RawValue>, Failure> {
         let inner = &self.inner;
         let deadline_failure = || Failure::new(ErrorKind::DeadlineExceeded, "the deadline passed before a response");
+        if inner.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Err(Failure::new(ErrorKind::DeadlineExceeded, "the deadline passed before the request was sent"));
+        }
         let acquire = inner.in_flight.acquire();
         let _permit = match inner.deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, acquire).await.map_err(|_| deadline_failure())?,

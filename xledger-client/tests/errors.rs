@@ -374,3 +374,17 @@ async fn errors_name_entity_operation_and_page() {
     );
     assert!(!err.to_string().contains(KEY));
 }
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_sent_once_the_deadline_has_passed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(json_response(json!({"data": {}}))).expect(0).mount(&server).await;
+    let mut config = paused_config(&server);
+    config.deadline = Some(Instant::now());
+    let client = client(config);
+
+    let err = ping(&client).await.expect_err("too late to start");
+
+    assert_eq!(err.kind(), &ErrorKind::DeadlineExceeded);
+    assert_eq!(client.stats().requests, 0);
+}
