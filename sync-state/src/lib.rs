@@ -93,7 +93,8 @@ impl Default for Clock {
 
 impl fmt::Debug for Clock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Clock").field(&self.now()).finish()
+        // Not the time: asking a test clock from `Debug` could re-enter its lock.
+        f.debug_struct("Clock").finish_non_exhaustive()
     }
 }
 

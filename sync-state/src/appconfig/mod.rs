@@ -71,7 +71,9 @@ struct KeyValue {
     etag: String,
     key: String,
     value: Option<String>,
-    last_modified: Option<DateTime<Utc>>,
+    /// Parsed only where it is used (the old app's cursor), so an unexpected format cannot make our
+    /// own keys unreadable.
+    last_modified: Option<String>,
 }
 
 /// One page of a list.
@@ -482,13 +484,18 @@ impl KvBackend for AppConfigBackend {
         let Some(kv) = self.get_full(key, None).await? else {
             return Ok(None);
         };
-        let last_modified = kv.last_modified.ok_or_else(|| StateError::Corrupt {
-            location: format!(
-                "App Configuration key `{key}` (the old app's) at {}",
-                self.endpoint_text()
-            ),
-            detail: "no last_modified".to_owned(),
-        })?;
+        let last_modified = kv
+            .last_modified
+            .as_deref()
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+            .map(|time| time.with_timezone(&Utc))
+            .ok_or_else(|| StateError::Corrupt {
+                location: format!(
+                    "App Configuration key `{key}` (the old app's) at {}",
+                    self.endpoint_text()
+                ),
+                detail: format!("no usable last_modified: {:?}", kv.last_modified),
+            })?;
         Ok(Some(LegacyValue {
             value: kv.value.unwrap_or_default(),
             last_modified,

@@ -650,3 +650,30 @@ async fn an_endpoint_url_authenticates_with_an_entra_token_fetched_once() {
         store.describe()
     );
 }
+
+#[tokio::test]
+async fn an_endpoint_url_without_a_credential_opens_with_the_default_chain_and_contacts_nothing() {
+    let store = open_store("https://example.azconfig.io", StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.describe(),
+        "App Configuration https://example.azconfig.io (prefix `xledger-sync/`, label none, Entra ID)"
+    );
+}
+
+#[tokio::test]
+async fn a_prefix_with_filter_characters_is_refused() {
+    let f = Fixture::start(FakeAppConfig::hmac()).await;
+    let options = StoreOptions {
+        key_prefix: "sync/*".into(),
+        ..f.options()
+    };
+    let err = open_store(&f.connection_string(), options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StateError::InvalidConfig(ref why) if why.contains("key prefix")),
+        "{err:?}"
+    );
+}
