@@ -1019,3 +1019,40 @@ pub(crate) fn project_node(node: &str, fields: &[(String, NodeField)], out: &mut
     }
     out.push('}');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SimConfig;
+
+    #[test]
+    fn general_path_renders_the_full_selection_byte_for_byte_like_the_fast_path() {
+        let config = SimConfig { rows: 300, ..SimConfig::default() };
+        let store = Store::generate(&config).unwrap();
+        for table in store.tables.values() {
+            let fields = full_selection_fields(&table.tree);
+            assert!(is_full_selection(&fields, &table.tree), "{}", table.spec.name);
+            for row in table.rows.values() {
+                let mut projected = String::new();
+                project_node(&row.node, &fields, &mut projected);
+                assert_eq!(projected, &*row.node, "{}", table.spec.name);
+            }
+        }
+    }
+
+    #[test]
+    fn registry_documents_select_the_full_node_and_take_the_fast_path() {
+        let store = Store::generate(&SimConfig { rows: 1, ..SimConfig::default() }).unwrap();
+        for spec in xledger_model::entities() {
+            let request = Request {
+                query: spec.items_page.document.to_owned(),
+                variables: Some(serde_json::json!({ "first": 1 })),
+                operation_name: None,
+            };
+            let plans = plan(&store, &request, 10_000).unwrap();
+            let RootPlan::Items { selection, .. } = &plans[0] else { panic!("an items plan for {}", spec.name) };
+            let ConnField::Edges(edge) = &selection[0].1 else { panic!("edges first for {}", spec.name) };
+            assert!(matches!(edge[1].1, EdgeField::Node(NodeSelection::Full)), "{}", spec.name);
+        }
+    }
+}

@@ -51,9 +51,11 @@ fn parse_entity_rows(text: &str) -> Result<(String, usize), String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-    ).init();
+    // Logs go to stderr: stdout carries only the endpoint line, for scripts and tests to read.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
     let args = Args::parse();
     let config = SimConfig {
         seed: args.seed,
