@@ -1,0 +1,136 @@
+//! End-to-end: the engine against xledger-sim, all eight entities, checked against the truth.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestEnv;
+use sync_runner::engine::{Mode, PassStatus};
+use xledger_model::entities;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_then_three_change_cycles_rebuild_to_the_truth() {
+    let env = TestEnv::new(400, 7).await;
+    let global = env.global(&[]);
+    let engine = env.engine(&global).await;
+
+    let first = env.pass(&engine).await;
+    assert_eq!(first.status(), PassStatus::Completed, "{}", first.render_table());
+    assert!(first.entities.iter().all(|e| e.mode == Mode::Full), "{}", first.render_table());
+    assert_eq!(first.total().added, 8 * 400);
+    env.assert_lake_matches_truth().await;
+
+    for cycle in 0..3u64 {
+        let summary = env.sim.random_changes(300, 100 + cycle);
+        let report = env.pass(&engine).await;
+        assert_eq!(report.status(), PassStatus::Completed, "cycle {cycle}: {}", report.render_table());
+        assert!(report.entities.iter().all(|e| matches!(e.mode, Mode::Incremental | Mode::Idle)), "{}", report.render_table());
+        assert!(report.total().added + report.total().updated + report.total().deleted > 0, "cycle {cycle} ({summary:?}) wrote nothing");
+        env.assert_lake_matches_truth().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_pass_costs_exactly_one_request() {
+    let env = TestEnv::new(50, 3).await;
+    let global = env.global(&[]);
+    let engine = env.engine(&global).await;
+    assert_eq!(env.pass(&engine).await.status(), PassStatus::Completed);
+
+    env.sim.reset_counters();
+    let idle = env.pass(&engine).await;
+    assert_eq!(idle.status(), PassStatus::Completed, "{}", idle.render_table());
+    assert!(idle.entities.iter().all(|e| e.mode == Mode::Idle), "{}", idle.render_table());
+    assert_eq!(env.sim.counters().http_requests, 1, "an idle pass over eight entities is one request");
+    assert_eq!(idle.requests, 1);
+    assert_eq!(idle.total().files, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_the_feed_no_longer_holds_triggers_a_full_resync() {
+    let env = TestEnv::new(120, 11).await;
+    let global = env.global(&[]);
+    let engine = env.engine(&global).await;
+    // Some history first, so the full load starts from a real head cursor.
+    env.sim.random_changes(30, 4);
+    assert_eq!(env.pass(&engine).await.status(), PassStatus::Completed);
+
+    // Changes happen, then four days pass: the simulator drops feed entries older than three days,
+    // so the saved cursor now points before what the feed holds.
+    env.sim.random_changes(100, 5);
+    env.sim.advance_clock(Duration::from_secs(4 * 86_400));
+    env.sim.random_changes(50, 6);
+
+    let report = env.pass(&engine).await;
+    assert_eq!(report.status(), PassStatus::Completed, "{}", report.render_table());
+    assert!(report.entities.iter().any(|e| e.mode == Mode::GapResync), "{}", report.render_table());
+    env.assert_lake_matches_truth().await;
+
+    // And the chain continues incrementally afterwards.
+    env.sim.random_changes(40, 8);
+    let next = env.pass(&engine).await;
+    assert!(next.entities.iter().all(|e| matches!(e.mode, Mode::Incremental | Mode::Idle)), "{}", next.render_table());
+    env.assert_lake_matches_truth().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_success_older_than_the_retention_window_triggers_a_full_resync() {
+    let env = TestEnv::new(60, 12).await;
+    let patient = env.global(&[]);
+    assert_eq!(env.pass(&env.engine(&patient).await).await.status(), PassStatus::Completed);
+
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let impatient = env.global(&["--delta-retention", "1ms"]);
+    let report = env.pass(&env.engine(&impatient).await).await;
+    assert_eq!(report.status(), PassStatus::Completed, "{}", report.render_table());
+    assert!(report.entities.iter().all(|e| e.mode == Mode::GapResync), "{}", report.render_table());
+    env.assert_lake_matches_truth().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_full_sync_starts_a_newer_complete_load() {
+    let env = TestEnv::new(80, 13).await;
+    let global = env.global(&[]);
+    let engine = env.engine(&global).await;
+    assert_eq!(env.pass(&engine).await.status(), PassStatus::Completed);
+    env.sim.random_changes(60, 2);
+    let request = sync_runner::engine::PassRequest { entities: entities().iter().collect(), full: true };
+    let report = engine.run_pass(request, sync_runner::engine::StopSignal::new(None)).await;
+    assert!(report.entities.iter().all(|e| e.mode == Mode::Full), "{}", report.render_table());
+    env.assert_lake_matches_truth().await;
+    let lake = env.lake().await;
+    let manifests = lake.list("timesheets").await.unwrap().into_iter().filter(|f| f.is_manifest).count();
+    assert_eq!(manifests, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_storm_changes_nothing_in_the_result() {
+    use xledger_sim::{Fault, FaultPlan};
+    let env = TestEnv::new(300, 17).await;
+    let global = env.global(&["--max-in-flight", "3", "--entity-concurrency", "4"]);
+    let engine = env.engine(&global).await;
+    let storm = FaultPlan::default()
+        .with_probability(0.06, 1, Fault::BurstRateLimit)
+        .with_probability(0.06, 2, Fault::ConcurrencyLimit)
+        .with_probability(0.04, 3, Fault::InsufficientCredits { reset_after: Duration::from_millis(200) })
+        .with_probability(0.04, 4, Fault::QueryTimeout)
+        .with_probability(0.05, 5, Fault::HttpStatus { status: 503 })
+        .with_probability(0.03, 6, Fault::HttpStatus { status: 500 })
+        .with_probability(0.05, 7, Fault::TruncatedBody)
+        .with_probability(0.03, 8, Fault::AbortedBody)
+        .concurrency_limit(2);
+    env.sim.set_faults(storm);
+
+    let first = env.pass(&engine).await;
+    assert_eq!(first.status(), PassStatus::Completed, "{}", first.render_table());
+    env.assert_lake_matches_truth().await;
+    let mut retries = first.retries;
+    for cycle in 0..3u64 {
+        env.sim.random_changes(200, 40 + cycle);
+        let report = env.pass(&engine).await;
+        assert_eq!(report.status(), PassStatus::Completed, "cycle {cycle}: {}", report.render_table());
+        env.assert_lake_matches_truth().await;
+        retries += report.retries;
+    }
+    assert!(retries > 0, "the storm must have caused retries");
+}

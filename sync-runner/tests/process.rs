@@ -1,0 +1,148 @@
+//! End-to-end through the real binary: SIGKILL at random points, a lease held by another process,
+//! and `--max-duration` resuming over several invocations.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{TestEnv, XorShift};
+use tokio::process::Command;
+use xledger_model::entities;
+
+fn command(env: &TestEnv, extra_env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xledger-sync"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("XLEDGER_ENDPOINT", env.sim.endpoint())
+        .env("XLEDGER_API_KEY", env.sim.api_key())
+        .env("XLEDGER_LAKE", env.lake_path())
+        .env("XLEDGER_STATE", env.state_path())
+        .env("XLEDGER_PAGE_SIZE", "100")
+        .env("XLEDGER_PART_ROWS", "300")
+        .env("XLEDGER_DBID_CHUNK_SIZE", "40")
+        .env("XLEDGER_LEASE_TTL", "1s")
+        .env("XLEDGER_LEASE_WAIT", "10s")
+        .env("XLEDGER_LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd
+}
+
+async fn run_to_end(env: &TestEnv, extra_env: &[(&str, &str)]) -> (i32, String) {
+    let out = command(env, extra_env, &["sync"]).output().await.expect("binary runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Runs the binary and SIGKILLs it after `after` (if it is still running). True when killed.
+async fn run_and_kill(env: &TestEnv, after: Duration) -> bool {
+    let mut child = command(env, &[], &["sync"]).spawn().expect("binary starts");
+    tokio::select! {
+        status = child.wait() => { let _ = status; false }
+        _ = tokio::time::sleep(after) => {
+            child.start_kill().expect("SIGKILL");
+            let _ = child.wait().await;
+            true
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_points_loses_and_repeats_nothing() {
+    let env = TestEnv::new(1_500, 21).await;
+    env.sim.set_faults(common::latency(Duration::from_millis(4)));
+    let mut rng = XorShift(0x5eed_1234_abcd_ef01);
+    let mut kills = 0;
+
+    // Full loads interrupted again and again.
+    for _ in 0..10 {
+        if run_and_kill(&env, Duration::from_millis(150 + rng.below(900))).await {
+            kills += 1;
+        }
+    }
+    // Incremental passes interrupted, with changes arriving in between.
+    for round in 0..14u64 {
+        if round % 2 == 0 {
+            env.sim.random_changes(120, 1_000 + round);
+        }
+        if run_and_kill(&env, Duration::from_millis(100 + rng.below(700))).await {
+            kills += 1;
+        }
+    }
+    assert!(kills >= 20, "only {kills} runs were killed mid-way; the kill points must fall inside runs");
+
+    // A clean pass finishes the job.
+    let (code, output) = run_to_end(&env, &[]).await;
+    assert_eq!(code, 0, "{output}");
+    env.assert_lake_matches_truth().await;
+
+    let lake = env.lake().await;
+    for entity in entities() {
+        let files = lake.list(entity.name).await.expect("list");
+        assert!(files.iter().all(|f| !f.is_temp), "{}: stray temporary files after a clean run", entity.name);
+        // Every change range is written once: (from, to) pairs are unique, and each range starts
+        // where an earlier one ended (or at the full load's head cursor).
+        let mut ranges = BTreeSet::new();
+        for f in files.iter().filter(|f| f.name.starts_with("sync_changes-") && !f.is_temp) {
+            let meta = lake.file_metadata(entity.name, &f.name).await.expect("readable footer");
+            let range = (meta.get("xledger.cursor_from").cloned(), meta.get("xledger.cursor_to").cloned());
+            assert!(ranges.insert(range.clone()), "{}: change range {range:?} written twice", entity.name);
+        }
+        let starts: BTreeSet<_> = ranges.iter().map(|(from, _)| from.clone()).collect();
+        assert_eq!(starts.len(), ranges.len(), "{}: two change files start at the same cursor", entity.name);
+        for f in files.iter().filter(|f| f.name.ends_with(".parquet")) {
+            lake.file_metadata(entity.name, &f.name).await.expect("every visible file is a complete Parquet file");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_reports_the_lease_holder_and_exits_non_zero() {
+    let env = TestEnv::new(20, 4).await;
+    let global = env.global(&[]);
+    let store = sync_runner::app::state(&global).await.expect("state store");
+    let _held = store
+        .acquire_lease("projects", "build-agent-7:4242:feedbeef", Duration::from_secs(600))
+        .await
+        .expect("the other process takes the lease");
+
+    let (code, output) = run_to_end(&env, &[("XLEDGER_LEASE_WAIT", "1s")]).await;
+    assert_eq!(code, 5, "{output}");
+    assert!(output.contains("build-agent-7:4242:feedbeef"), "the holder is named: {output}");
+    // The other seven entities were synced all the same.
+    let (code, output) = run_to_end(&env, &[("XLEDGER_LEASE_WAIT", "1s")]).await;
+    assert_eq!(code, 5, "{output}");
+    assert!(output.contains("idle"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_duration_shorter_than_a_full_load_resumes_over_invocations() {
+    let env = TestEnv::new(1_200, 31).await;
+    env.sim.set_faults(common::latency(Duration::from_millis(15)));
+    let mut partial = 0;
+    let mut finished = false;
+    for _ in 0..40 {
+        let (code, output) = run_to_end(&env, &[("XLEDGER_MAX_DURATION", "400ms")]).await;
+        match code {
+            3 => partial += 1,
+            0 => {
+                finished = true;
+                break;
+            }
+            other => panic!("unexpected exit {other}: {output}"),
+        }
+    }
+    assert!(finished, "the full load never finished");
+    assert!(partial >= 2, "the load should have needed several invocations, took {partial} partial ones");
+    env.assert_lake_matches_truth().await;
+    let lake = env.lake().await;
+    for entity in entities() {
+        let manifests = lake.list(entity.name).await.unwrap().into_iter().filter(|f| f.is_manifest).count();
+        assert_eq!(manifests, 1, "{}: one resumed load, not several restarted ones", entity.name);
+    }
+}
