@@ -44,8 +44,9 @@ use serde::Deserialize;
 
 // The build's own analysis of schema + query files + type hints, so that "the new schema breaks our
 // queries" means exactly what the build would say. Only `analyze` and `QueryFile` are used here;
-// the rest of the module (registry rendering) serves build.rs, hence the allow.
-#[allow(dead_code)]
+// the rest of the module (registry rendering) serves build.rs, hence `dead_code`. Its lints belong
+// to xledger-model, where the file is owned and linted with its build script.
+#[allow(dead_code, clippy::all)]
 #[path = "../../xledger-model/build/codegen.rs"]
 mod codegen;
 
@@ -144,12 +145,20 @@ pub struct Args {
     /// The GraphQL endpoint to introspect (https://, or http:// on loopback only).
     #[arg(long, value_name = "URL", default_value = DEFAULT_ENDPOINT)]
     pub endpoint: String,
-    /// Where to write the schema [default: <schema-dir>/xledger.graphql].
-    #[arg(long, value_name = "FILE")]
+    /// Where to write the schema; `None`: `xledger.graphql` in the schema folder.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "Where to write the schema [default: <schema-dir>/xledger.graphql]"
+    )]
     pub output: Option<PathBuf>,
-    /// The folder with queries/*.graphql and type-hints.toml the new schema must serve
-    /// [default: <workspace>/schema].
-    #[arg(long, value_name = "DIR")]
+    /// The folder with `queries/*.graphql` and `type-hints.toml` that the new schema must serve;
+    /// `None`: the workspace's `schema/`.
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "The folder with queries/*.graphql and type-hints.toml the new schema must serve [default: <workspace>/schema]"
+    )]
     pub schema_dir: Option<PathBuf>,
     /// Print what changed and check our queries, but write nothing.
     #[arg(long)]
@@ -245,11 +254,11 @@ impl ApiKey {
     }
 
     /// Server text may echo what it was sent; it reaches errors only through this.
-    fn redact(&self, text: &str) -> String {
+    fn redact<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
         if text.contains(&self.0) {
-            text.replace(&self.0, "<redacted>")
+            text.replace(&self.0, "<redacted>").into()
         } else {
-            text.to_string()
+            text.into()
         }
     }
 }
@@ -477,16 +486,17 @@ pub fn fetch(endpoint: &Endpoint, key: &ApiKey) -> Result<Introspection, FetchSc
         .user_agent(concat!("xledger-sync-xtask/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(transport)?;
-    let body = serde_json::json!({ "query": INTROSPECTION_QUERY, "operationName": "IntrospectionQuery" });
+    let request = serde_json::json!({ "query": INTROSPECTION_QUERY, "operationName": "IntrospectionQuery" });
     let response = client
         .post(endpoint.url().clone())
         .header(AUTHORIZATION, key.header_value()?)
         .header(ACCEPT, "application/json")
-        .json(&body)
+        .json(&request)
         .send()
         .map_err(transport)?;
     let status = response.status();
-    let text = key.redact(&response.text().map_err(transport)?);
+    let body = response.text().map_err(transport)?;
+    let text = key.redact(&body);
     if status.is_success() {
         return Introspection::from_response(endpoint, status.as_u16(), &text);
     }
@@ -875,8 +885,13 @@ impl OurQueries {
             let entity = path
                 .file_stem()
                 .and_then(|s| s.to_str())
-                .unwrap_or_default()
-                .to_string();
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    io(&path)(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "the file name is not UTF-8",
+                    ))
+                })?;
             files.push((entity, std::fs::read_to_string(&path).map_err(io(&path))?));
         }
         let hints_path = schema_dir.join("type-hints.toml");
