@@ -40,8 +40,8 @@ async fn run_to_end(env: &TestEnv, extra_env: &[(&str, &str)]) -> (i32, String) 
 }
 
 /// Runs the binary and SIGKILLs it after `after` (if it is still running). True when killed.
-async fn run_and_kill(env: &TestEnv, after: Duration) -> bool {
-    let mut child = command(env, &[], &["sync"]).spawn().expect("binary starts");
+async fn run_and_kill(env: &TestEnv, extra_env: &[(&str, &str)], after: Duration) -> bool {
+    let mut child = command(env, extra_env, &["sync"]).spawn().expect("binary starts");
     tokio::select! {
         status = child.wait() => { let _ = status; false }
         _ = tokio::time::sleep(after) => {
@@ -55,29 +55,37 @@ async fn run_and_kill(env: &TestEnv, after: Duration) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_loses_and_repeats_nothing() {
     let env = TestEnv::new(1_500, 21).await;
-    env.sim.set_faults(common::latency(Duration::from_millis(4)));
+    env.sim.set_faults(common::latency(Duration::from_millis(6)));
     let mut rng = XorShift(0x5eed_1234_abcd_ef01);
+    // A killed run's lease lapses after its TTL (300 ms here); the next run waits that out first,
+    // so every kill point is offset by it.
+    let lease = [("XLEDGER_LEASE_TTL", "300ms")];
     let mut kills = 0;
+    let mut attempts = 0;
 
-    // Full loads interrupted again and again.
-    for _ in 0..10 {
-        if run_and_kill(&env, Duration::from_millis(150 + rng.below(900))).await {
+    // Full loads interrupted again and again until one gets through.
+    while kills < 10 && attempts < 40 {
+        attempts += 1;
+        if run_and_kill(&env, &lease, Duration::from_millis(350 + rng.below(700))).await {
             kills += 1;
         }
     }
     // Incremental passes interrupted, with changes arriving in between.
-    for round in 0..14u64 {
-        if round % 2 == 0 {
-            env.sim.random_changes(120, 1_000 + round);
+    let mut round = 0u64;
+    while kills < 22 && attempts < 100 {
+        attempts += 1;
+        round += 1;
+        if round % 2 == 1 {
+            env.sim.random_changes(150, 1_000 + round);
         }
-        if run_and_kill(&env, Duration::from_millis(100 + rng.below(700))).await {
+        if run_and_kill(&env, &lease, Duration::from_millis(320 + rng.below(250))).await {
             kills += 1;
         }
     }
-    assert!(kills >= 20, "only {kills} runs were killed mid-way; the kill points must fall inside runs");
+    assert!(kills >= 20, "only {kills} of {attempts} runs were killed mid-way; the kill points must fall inside runs");
 
     // A clean pass finishes the job.
-    let (code, output) = run_to_end(&env, &[]).await;
+    let (code, output) = run_to_end(&env, &lease).await;
     assert_eq!(code, 0, "{output}");
     env.assert_lake_matches_truth().await;
 
