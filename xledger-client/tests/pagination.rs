@@ -35,7 +35,7 @@ async fn collect_items(client: &XledgerClient, after: Option<String>) -> Vec<Res
 
 #[tokio::test(start_paused = true)]
 async fn items_pages_follow_the_last_cursor_until_has_next_page_is_false() {
-    let server = MockServer::start().await;
+    let server = common::server().await;
     mount_page(&server, None, page_body("timesheets", &[("c1", node("1")), ("c2", node("2"))], true)).await;
     mount_page(&server, Some("c2"), page_body("timesheets", &[("c3", node("3")), ("c4", node("4"))], true)).await;
     mount_page(&server, Some("c4"), page_body("timesheets", &[("c5", node("5"))], false)).await;
@@ -53,7 +53,7 @@ async fn items_pages_follow_the_last_cursor_until_has_next_page_is_false() {
 
 #[tokio::test(start_paused = true)]
 async fn items_pages_start_after_the_given_cursor() {
-    let server = MockServer::start().await;
+    let server = common::server().await;
     mount_page(&server, Some("c4"), page_body("timesheets", &[("c5", node("5"))], false)).await;
     let client = client(paused_config(&server));
 
@@ -65,7 +65,7 @@ async fn items_pages_start_after_the_given_cursor() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cursor_that_does_not_advance_ends_the_stream_with_an_error() {
-    let server = MockServer::start().await;
+    let server = common::server().await;
     mount_page(&server, None, page_body("timesheets", &[("c1", node("1"))], true)).await;
     mount_page(&server, Some("c1"), page_body("timesheets", &[("c1", node("1"))], true)).await;
     let client = client(paused_config(&server));
@@ -81,7 +81,7 @@ async fn a_cursor_that_does_not_advance_ends_the_stream_with_an_error() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cursor_cycle_is_caught_as_not_advancing() {
-    let server = MockServer::start().await;
+    let server = common::server().await;
     mount_page(&server, None, page_body("timesheets", &[("c1", node("1"))], true)).await;
     mount_page(&server, Some("c1"), page_body("timesheets", &[("c2", node("2"))], true)).await;
     mount_page(&server, Some("c2"), page_body("timesheets", &[("c1", node("1"))], true)).await;
@@ -95,7 +95,7 @@ async fn a_cursor_cycle_is_caught_as_not_advancing() {
 
 #[tokio::test(start_paused = true)]
 async fn an_empty_page_claiming_a_next_page_ends_the_stream_with_an_error() {
-    let server = MockServer::start().await;
+    let server = common::server().await;
     mount_page(&server, None, page_body("timesheets", &[], true)).await;
     let client = client(paused_config(&server));
 
@@ -107,7 +107,7 @@ async fn an_empty_page_claiming_a_next_page_ends_the_stream_with_an_error() {
 
 #[tokio::test(start_paused = true)]
 async fn an_empty_last_page_ends_the_stream_cleanly() {
-    let server = MockServer::start().await;
+    let server = common::server().await;
     mount_page(&server, None, page_body("timesheets", &[], false)).await;
     let client = client(paused_config(&server));
 
@@ -119,7 +119,7 @@ async fn an_empty_last_page_ends_the_stream_cleanly() {
 
 #[tokio::test(start_paused = true)]
 async fn a_page_size_above_the_limit_is_refused_without_a_request() {
-    let server = MockServer::start().await;
+    let server = common::server().await;
     let client = client(paused_config(&server));
 
     let pages: Vec<_> = client.items_pages(timesheets(), 10_001, None).collect().await;
@@ -135,7 +135,7 @@ fn db_ids_are(expected: Value) -> impl Fn(&Request) -> bool + Send + Sync + 'sta
 
 #[tokio::test(start_paused = true)]
 async fn items_by_db_ids_sends_string_ids_for_int64string_entities_and_pages_each_chunk() {
-    let server = MockServer::start().await;
+    let server = common::server().await;
     let chunk_one = json!(["11", "12"]);
     Mock::given(method("POST"))
         .and(db_ids_are(chunk_one.clone()))
@@ -167,7 +167,7 @@ async fn items_by_db_ids_sends_string_ids_for_int64string_entities_and_pages_eac
 
 #[tokio::test(start_paused = true)]
 async fn items_by_db_ids_sends_numeric_ids_for_int_entities() {
-    let server = MockServer::start().await;
+    let server = common::server().await;
     Mock::given(method("POST"))
         .and(db_ids_are(json!([7, 8])))
         .respond_with(json_response(page_body("projects", &[("7", json!({"dbId": 7})), ("8", json!({"dbId": 8}))], false)))
@@ -183,7 +183,7 @@ async fn items_by_db_ids_sends_numeric_ids_for_int_entities() {
 
 #[tokio::test(start_paused = true)]
 async fn items_by_db_ids_errors_name_the_chunk() {
-    let server = MockServer::start().await;
+    let server = common::server().await;
     Mock::given(method("POST"))
         .and(db_ids_are(json!([1])))
         .respond_with(json_response(page_body("projects", &[("1", json!({"dbId": 1}))], false)))
@@ -206,7 +206,7 @@ async fn items_by_db_ids_errors_name_the_chunk() {
 
 #[tokio::test(start_paused = true)]
 async fn delta_pages_decode_changes_and_end_on_the_last_page() {
-    let server = MockServer::start().await;
+    let server = common::server().await;
     mount_page(&server, Some("100"), delta_body("timesheet_deltas", &[("101", json!("5"), "ADDED"), ("102", json!("5"), "UPDATED")], true)).await;
     mount_page(&server, Some("102"), delta_body("timesheet_deltas", &[("103", json!("6"), "DELETED")], false)).await;
     let client = client(paused_config(&server));
@@ -220,7 +220,7 @@ async fn delta_pages_decode_changes_and_end_on_the_last_page() {
 
 #[tokio::test(start_paused = true)]
 async fn a_rejected_delta_cursor_is_reported_for_a_full_resync() {
-    let server = MockServer::start().await;
+    let server = common::server().await;
     Mock::given(method("POST"))
         .respond_with(json_response(json!({"errors": [{"message": "Cursor not found"}]})))
         .expect(1)
@@ -236,7 +236,7 @@ async fn a_rejected_delta_cursor_is_reported_for_a_full_resync() {
 
 #[tokio::test(start_paused = true)]
 async fn deltas_head_cursor_asks_for_the_last_change() {
-    let server = MockServer::start().await;
+    let server = common::server().await;
     Mock::given(method("POST"))
         .and(|r: &Request| variables(r) == json!({"last": 1}))
         .respond_with(json_response(delta_body("project_deltas", &[("9000", json!(77), "UPDATED")], false)))
@@ -250,7 +250,7 @@ async fn deltas_head_cursor_asks_for_the_last_change() {
 
 #[tokio::test(start_paused = true)]
 async fn deltas_head_cursor_of_an_empty_feed_is_none() {
-    let server = MockServer::start().await;
+    let server = common::server().await;
     Mock::given(method("POST")).respond_with(json_response(delta_body("project_deltas", &[], false))).mount(&server).await;
     let client = client(paused_config(&server));
 
@@ -260,7 +260,7 @@ async fn deltas_head_cursor_of_an_empty_feed_is_none() {
 #[tokio::test(start_paused = true)]
 async fn typed_operations_decode_into_the_generated_types() {
     use xledger_model::queries::timesheets::{TimesheetsPage, timesheets_page};
-    let server = MockServer::start().await;
+    let server = common::server().await;
     Mock::given(method("POST"))
         .and(|r: &Request| variables(r) == json!({"first": 1}))
         .respond_with(json_response(page_body("timesheets", &[("c1", node("123456789012"))], false)))

@@ -14,6 +14,13 @@ use xledger_client::{ApiKey, ClientConfig, XledgerClient};
 /// The API key every test client uses; tests assert it never leaks.
 pub const KEY: &str = "sk-test-7f3a9c2e51d04b86";
 
+/// A mock Xledger of this test's own. Not wiremock's shared pool: a request that a test abandons
+/// (cut by a deadline or timeout) may reach the server after the test ended, and must not be
+/// counted by the next test that borrows the same pooled server.
+pub async fn server() -> MockServer {
+    MockServer::builder().start().await
+}
+
 /// A configuration for tests on tokio's paused clock: no timers while a request is in flight
 /// (see the crate docs), fast-to-read retry settings.
 pub fn paused_config(server: &MockServer) -> ClientConfig {
