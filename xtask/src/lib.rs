@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod fetch_schema;
 pub mod package;
 pub mod test;
@@ -33,6 +34,8 @@ pub enum Command {
     Test(test::Args),
     /// Build the Linux release binary and the Azure Functions deployment zip.
     Package(package::Args),
+    /// Benchmarks: writer throughput, full and incremental syncs from the simulator, idle cost.
+    Bench(bench::Args),
 }
 
 /// Runs one command; the exit code is the command's.
@@ -41,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::FetchSchema(args) => fetch_schema::run(args).map(|()| ExitCode::SUCCESS),
         Command::Test(args) => test::run(args),
         Command::Package(args) => package::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
