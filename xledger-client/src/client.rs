@@ -211,7 +211,7 @@ impl XledgerClient {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let failure = match self.attempt(&body).await {
+            let failure = match self.attempt(&body, ctx.entity.as_deref()).await {
                 Ok(data) => return Ok(data),
                 Err(failure) => failure,
             };
@@ -263,7 +263,7 @@ impl XledgerClient {
     }
 
     /// One HTTP exchange under the in-flight limit, bounded by the request timeout and the deadline.
-    async fn attempt(&self, body: &Bytes) -> Result<Box<RawValue>, Failure> {
+    async fn attempt(&self, body: &Bytes, entity: Option<&str>) -> Result<Box<RawValue>, Failure> {
         let inner = &self.inner;
         let deadline_failure = || Failure::new(ErrorKind::DeadlineExceeded, "the deadline passed before a response");
         if inner.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
@@ -284,8 +284,8 @@ impl XledgerClient {
             (None, Some(d)) => Some((d, true)),
             (None, None) => None,
         };
-        inner.stats.request_sent(body.len());
-        let exchange = self.exchange(body.clone());
+        inner.stats.request_sent(entity, body.len());
+        let exchange = self.exchange(body.clone(), entity);
         let (status, encoding, raw) = match limit {
             Some((at, by_deadline)) => match tokio::time::timeout_at(at, exchange).await {
                 Ok(result) => result?,
@@ -301,7 +301,7 @@ impl XledgerClient {
         classify_response(status, &text).map(|data| data.to_owned())
     }
 
-    async fn exchange(&self, body: Bytes) -> Result<(u16, Option<HeaderValue>, Vec<u8>), Failure> {
+    async fn exchange(&self, body: Bytes, entity: Option<&str>) -> Result<(u16, Option<HeaderValue>, Vec<u8>), Failure> {
         let inner = &self.inner;
         let mut response = inner
             .http
@@ -319,7 +319,7 @@ impl XledgerClient {
         let expected = response.content_length().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
         let mut raw = Vec::with_capacity(expected.min(inner.max_response_bytes));
         while let Some(chunk) = response.chunk().await.map_err(transport_failure)? {
-            inner.stats.bytes_received(chunk.len());
+            inner.stats.bytes_received(entity, chunk.len());
             if raw.len() + chunk.len() > inner.max_response_bytes {
                 return Err(Failure::new(
                     ErrorKind::ResponseTooLarge,

@@ -82,4 +82,4 @@ pub use client::XledgerClient;
 pub use config::{ApiKey, ClientConfig, RetryPolicy, XLEDGER_MAX_PAGE_SIZE, default_user_agent};
 pub use error::{ClientError, ErrorKind, RequestContext};
 pub use pages::{FeedPosition, PROBE_OPERATION};
-pub use stats::ClientStats;
+pub use stats::{ClientStats, EntityTraffic};

@@ -281,3 +281,22 @@ async fn typed_operations_decode_into_the_generated_types() {
     assert_eq!(page.edges[0].node.working_hours.as_deref(), Some("7.50"));
     assert!(!page.page_info.has_next_page);
 }
+
+#[tokio::test(start_paused = true)]
+async fn traffic_is_counted_per_entity_as_well_as_in_total() {
+    let server = common::server().await;
+    mount_page(&server, None, page_body("timesheets", &[("c1", node("1")), ("c2", node("2"))], true)).await;
+    mount_page(&server, Some("c2"), page_body("timesheets", &[("c3", node("3"))], false)).await;
+    let client = client(paused_config(&server));
+
+    let pages: Vec<RawPage> = client.items_pages(timesheets(), 2, None).try_collect().await.expect("two pages");
+    assert_eq!(pages.len(), 2);
+
+    let stats = client.stats();
+    let timesheets = stats.entity("timesheets");
+    assert_eq!(timesheets.requests, 2);
+    assert_eq!(timesheets.bytes_sent, stats.bytes_sent);
+    assert_eq!(timesheets.bytes_received, stats.bytes_received);
+    assert!(timesheets.bytes_received > 0);
+    assert_eq!(stats.entity("projects"), xledger_client::EntityTraffic::default());
+}
