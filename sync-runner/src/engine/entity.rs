@@ -157,6 +157,7 @@ pub async fn run(
 ) -> EntityReport {
     let started_at = Utc::now();
     let started = Instant::now();
+    let traffic_before = engine.client.stats().entity(entity.name);
     let mut counts = Counts::default();
     let (mode, result) = match plan {
         Plan::NewFull { reason, mut base } => {
@@ -197,6 +198,10 @@ pub async fn run(
         Ok(Ended::Stopped(reason)) => EntityOutcome::Stopped(reason),
         Err(err) => classify_failure(err, stop),
     };
+    // The shared probe request counts in the pass's totals only.
+    let traffic = engine.client.stats().entity(entity.name);
+    counts.requests = traffic.requests.saturating_sub(traffic_before.requests);
+    counts.bytes_received = traffic.bytes_received.saturating_sub(traffic_before.bytes_received);
     let report = EntityReport { entity: entity.name, mode, counts, duration: started.elapsed(), outcome };
     if let Err(err) = record_summary(engine, entity, &report, started_at).await {
         tracing::warn!(entity = entity.name, error = %format!("{err:#}"), "could not record the run summary in state");
@@ -258,7 +263,6 @@ async fn full_new(
 ) -> anyhow::Result<FullEnd> {
     // The head cursor first: changes made while the load runs are picked up incrementally after it.
     let deltas_head_cursor = if entity.has_change_feed() {
-        counts.requests += 1;
         engine.client.deltas_head_cursor(entity).await.map_err(anyhow::Error::new)?
     } else {
         None
@@ -304,7 +308,6 @@ async fn full_resume(
             return Ok(FullEnd::Stopped(reason));
         }
         let Some(page) = pages.next().await else { break };
-        counts.requests += 1;
         let page = match page {
             Ok(page) => page,
             Err(err) => {
@@ -485,8 +488,7 @@ async fn incremental(
             let after = cursor_to.clone().or_else(|| cursor_from.clone());
             let mut pages = Box::pin(engine.client.delta_pages(entity, engine.config.page_size, after));
             while let Some(page) = pages.next().await {
-                counts.requests += 1;
-                let page = match page {
+                        let page = match page {
                     Ok(page) => page,
                     Err(err) if matches!(err.kind(), ErrorKind::CursorRejected) => {
                         return Ok(IncrementalEnd::Gap("the API rejected the saved change-feed cursor".into()));
@@ -599,8 +601,7 @@ async fn write_changes(
     if !ids.is_empty() {
         let mut pages = Box::pin(engine.client.items_by_db_ids(entity, ids, engine.config.db_id_chunk_size, engine.config.page_size));
         while let Some(page) = pages.next().await {
-            counts.requests += 1;
-            let page = page.map_err(anyhow::Error::new)?;
+                let page = page.map_err(anyhow::Error::new)?;
             let mut rows: Vec<(&RawValue, MutationType)> = Vec::with_capacity(page.edges.len());
             for edge in &page.edges {
                 let id: DbIdOnly = serde_json::from_str(edge.node.get())

@@ -221,12 +221,12 @@ impl PassReport {
     pub fn render_table(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
-            "{:<16} {:<12} {:>10} {:>10} {:>10} {:>6} {:>9} {:>10} {:>9}  {}\n",
-            "entity", "mode", "added", "updated", "deleted", "files", "requests", "written", "time", "outcome"
+            "{:<16} {:<12} {:>10} {:>10} {:>10} {:>6} {:>9} {:>10} {:>10} {:>9}  {}\n",
+            "entity", "mode", "added", "updated", "deleted", "files", "requests", "received", "written", "time", "outcome"
         ));
         for e in &self.entities {
             out.push_str(&format!(
-                "{:<16} {:<12} {:>10} {:>10} {:>10} {:>6} {:>9} {:>10} {:>9}  {}\n",
+                "{:<16} {:<12} {:>10} {:>10} {:>10} {:>6} {:>9} {:>10} {:>10} {:>9}  {}\n",
                 e.entity,
                 e.mode.as_str(),
                 e.counts.added,
@@ -234,6 +234,7 @@ impl PassReport {
                 e.counts.deleted,
                 e.counts.files,
                 e.counts.requests,
+                human_bytes(e.counts.bytes_received),
                 human_bytes(e.counts.bytes_written),
                 format!("{:.1}s", e.duration.as_secs_f64()),
                 e.outcome
@@ -241,7 +242,7 @@ impl PassReport {
         }
         let t = self.total();
         out.push_str(&format!(
-            "{:<16} {:<12} {:>10} {:>10} {:>10} {:>6} {:>9} {:>10} {:>9}  {}\n",
+            "{:<16} {:<12} {:>10} {:>10} {:>10} {:>6} {:>9} {:>10} {:>10} {:>9}  {}\n",
             "total",
             "",
             t.added,
@@ -249,6 +250,7 @@ impl PassReport {
             t.deleted,
             t.files,
             self.requests,
+            human_bytes(self.bytes_received),
             human_bytes(t.bytes_written),
             format!("{:.1}s", self.duration.as_secs_f64()),
             self.status().as_str()
@@ -281,6 +283,7 @@ impl PassReport {
                 "deleted": e.counts.deleted,
                 "files": e.counts.files,
                 "requests": e.counts.requests,
+                "bytes_received": e.counts.bytes_received,
                 "bytes_written": e.counts.bytes_written,
                 "duration_s": e.duration.as_secs_f64(),
                 "outcome": e.outcome.to_string(),
