@@ -101,13 +101,16 @@ pub fn analyze(schema_sdl: &str, queries: &[QueryFile], hints_toml: &str) -> Res
     Ok(entities)
 }
 
+/// Named, typed members of an object, input or argument list, in declaration order.
+type Members<'a> = Vec<(&'a str, s::Type<'a, &'a str>)>;
+
 struct Schema<'a> {
-    objects: HashMap<&'a str, Vec<(&'a str, s::Type<'a, &'a str>)>>,
-    inputs: HashMap<&'a str, Vec<(&'a str, s::Type<'a, &'a str>)>>,
+    objects: HashMap<&'a str, Members<'a>>,
+    inputs: HashMap<&'a str, Members<'a>>,
     enums: BTreeSet<&'a str>,
     scalars: BTreeSet<&'a str>,
     /// Arguments of every object field, keyed by (type, field): the filter types live there.
-    arguments: HashMap<(&'a str, &'a str), Vec<(&'a str, s::Type<'a, &'a str>)>>,
+    arguments: HashMap<(&'a str, &'a str), Members<'a>>,
     query_type: &'a str,
 }
 
@@ -507,10 +510,10 @@ fn collect_spreads<'a>(
         match sel {
             q::Selection::Field(f) => collect_spreads(&f.selection_set, fragments, used),
             q::Selection::FragmentSpread(s) => {
-                if used.insert(s.fragment_name) {
-                    if let Some(f) = fragments.get(s.fragment_name) {
-                        collect_spreads(&f.selection_set, fragments, used);
-                    }
+                if used.insert(s.fragment_name)
+                    && let Some(f) = fragments.get(s.fragment_name)
+                {
+                    collect_spreads(&f.selection_set, fragments, used);
                 }
             }
             q::Selection::InlineFragment(i) => collect_spreads(&i.selection_set, fragments, used),
