@@ -334,10 +334,10 @@ async fn full_resume(
         counts.added += nodes.len() as u64;
         engine.progress.rows(entity.name, nodes.len() as u64);
         last_cursor = page.edges.last().map(|e| e.cursor.clone());
-        if writer.is_full() {
-            if let Some(writer) = part.take() {
-                commit_part(engine, entity, &mut progress, base, writer, last_cursor.take(), counts).await?;
-            }
+        if writer.is_full()
+            && let Some(writer) = part.take()
+        {
+            commit_part(engine, entity, &mut progress, base, writer, last_cursor.take(), counts).await?;
         }
     }
     if let Some(writer) = part.take() {
@@ -436,10 +436,10 @@ async fn next_stamp(engine: &Engine, entity: &'static EntitySpec) -> anyhow::Res
     let now = now_micros();
     let mut stamp = RunStamp::from(now);
     let files = engine.lake.list(entity.name).await.with_context(|| format!("{}: listing lake files", entity.name))?;
-    if let Some(latest) = files.iter().filter_map(|f| f.stamp).max() {
-        if latest >= stamp {
-            stamp = RunStamp::new(latest.as_datetime() + chrono::Duration::seconds(1));
-        }
+    if let Some(latest) = files.iter().filter_map(|f| f.stamp).max()
+        && latest >= stamp
+    {
+        stamp = RunStamp::new(latest.as_datetime() + chrono::Duration::seconds(1));
     }
     let synced_at = now.max(stamp.as_datetime());
     Ok((stamp, synced_at))

@@ -103,10 +103,10 @@ impl StopSignal {
 
     /// `Some` once the pass should stop.
     pub fn check(&self) -> Option<StopReason> {
-        if let Some(deadline) = self.deadline {
-            if Instant::now() >= deadline {
-                self.stop(StopReason::Deadline);
-            }
+        if let Some(deadline) = self.deadline
+            && Instant::now() >= deadline
+        {
+            self.stop(StopReason::Deadline);
         }
         match self.reason.load(Ordering::SeqCst) {
             1 => Some(StopReason::Deadline),
