@@ -134,3 +134,36 @@ async fn a_fault_storm_changes_nothing_in_the_result() {
     }
     assert!(retries > 0, "the storm must have caused retries");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entity_without_a_change_feed_is_loaded_in_full_on_every_pass() {
+    // The registry entry a query file without a deltas operation produces (see xledger-model's
+    // ninth-entity test), here for `projects` so the simulator serves it.
+    let projects = xledger_model::entity("projects").unwrap();
+    let full_only: &'static xledger_model::EntitySpec =
+        Box::leak(Box::new(xledger_model::EntitySpec { deltas_field: None, deltas: None, by_db_ids: None, ..*projects }));
+    assert!(!full_only.has_change_feed());
+
+    let env = TestEnv::new(90, 19).await;
+    let global = env.global(&[]);
+    let engine = env.engine(&global).await;
+    let request = || sync_runner::engine::PassRequest { entities: vec![full_only], full: false };
+
+    let first = engine.run_pass(request(), sync_runner::engine::StopSignal::new(None)).await;
+    assert_eq!(first.status(), PassStatus::Completed, "{}", first.render_table());
+    assert_eq!(first.entities[0].mode, Mode::Full);
+
+    env.sim.random_changes(80, 3);
+    env.sim.reset_counters();
+    let second = engine.run_pass(request(), sync_runner::engine::StopSignal::new(None)).await;
+    assert_eq!(second.status(), PassStatus::Completed, "{}", second.render_table());
+    assert_eq!(second.entities[0].mode, Mode::FullOnly);
+    assert_eq!(second.entities[0].counts.added as usize, env.sim.truth("projects").unwrap().len());
+    assert!(env.sim.counters().by_root_field.keys().all(|field| !field.ends_with("_deltas")), "no feed is read");
+
+    let lake = env.lake().await;
+    let rebuilt = lake_writer::rebuild::current_state(&lake, full_only).await.unwrap();
+    assert_eq!(rebuilt.len(), env.sim.truth("projects").unwrap().len());
+    let manifests = lake.list("projects").await.unwrap().into_iter().filter(|f| f.is_manifest).count();
+    assert_eq!(manifests, 2, "each pass is a complete run with its manifest");
+}
