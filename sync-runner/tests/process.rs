@@ -154,3 +154,38 @@ async fn max_duration_shorter_than_a_full_load_resumes_over_invocations() {
         assert_eq!(manifests, 1, "{}: one resumed load, not several restarted ones", entity.name);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_at_a_page_boundary_and_the_next_run_finishes() {
+    let env = TestEnv::new(1_500, 51).await;
+    env.sim.set_faults(common::latency(Duration::from_millis(10)));
+    let child = command(&env, &[], &["sync"]).spawn().expect("binary starts");
+    let pid = child.id().expect("running");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let out = child.wait_with_output().await.expect("exits");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "stopped early, state consistent: {text}");
+    assert!(text.contains("stopped by a signal"), "{text}");
+
+    env.sim.clear_faults();
+    let (code, output) = run_to_end(&env, &[]).await;
+    assert_eq!(code, 0, "{output}");
+    env.assert_lake_matches_truth().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_credits_defer_the_pass_with_their_own_exit_code() {
+    let env = TestEnv::new(100, 52).await;
+    // Credits come back in an hour; the tool waits at most its configured maximum (2 min).
+    env.sim.set_faults(xledger_sim::FaultPlan::default().every_nth(1, xledger_sim::Fault::InsufficientCredits { reset_after: Duration::from_secs(3600) }));
+    let (code, output) = run_to_end(&env, &[]).await;
+    assert_eq!(code, 4, "{output}");
+    assert!(output.contains("deferred"), "{output}");
+
+    env.sim.clear_faults();
+    let (code, output) = run_to_end(&env, &[]).await;
+    assert_eq!(code, 0, "{output}");
+    env.assert_lake_matches_truth().await;
+}
