@@ -99,7 +99,7 @@ pub struct GlobalArgs {
     /// Create the Azure container when it is missing.
     #[arg(long, env = "XLEDGER_CREATE_CONTAINER", global = true)]
     pub create_container: bool,
-    /// Sync state: a file path, an App Configuration endpoint (https://<name>.azconfig.io, Entra ID)
+    /// Sync state: a file path, an App Configuration endpoint (`https://<name>.azconfig.io`, Entra ID)
     /// or connection string (Endpoint=…;Id=…;Secret=…).
     #[arg(long, env = "XLEDGER_STATE", default_value = "./.xledger-sync/state.json", hide_env_values = true, global = true)]
     pub state: String,
