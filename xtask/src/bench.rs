@@ -427,7 +427,7 @@ pub fn judge(report: &Report) -> Vec<TargetCheck> {
     });
     checks.push(TargetCheck {
         target: format!("idle pass: {IDLE_PASS_REQUESTS} request"),
-        measured: report.idle.as_ref().map_or_else(|| "not run".to_string(), |idle| format!("{} requests", idle.requests)),
+        measured: report.idle.as_ref().map_or_else(|| "not run".to_string(), |idle| requests(idle.requests)),
         met: report.idle.as_ref().map(|idle| idle.requests == IDLE_PASS_REQUESTS),
     });
     checks
@@ -536,8 +536,8 @@ pub fn render(report: &Report) -> String {
     if let Some(idle) = &report.idle {
         let _ = writeln!(
             out,
-            "\n4. Idle pass: {} request(s) ({} seen by the simulator), {} on the wire, {}",
-            idle.requests,
+            "\n4. Idle pass: {} ({} seen by the simulator), {} on the wire, {}",
+            requests(idle.requests),
             idle.sim_requests,
             bytes_text(idle.bytes_received),
             seconds(idle.wall_s)
@@ -551,7 +551,7 @@ pub fn render(report: &Report) -> String {
             Some(false) => "MISSED",
             None => "not judged",
         };
-        let _ = writeln!(out, "   {:<52} {:<44} {verdict}", check.target, check.measured);
+        let _ = writeln!(out, "   {:<58} {:<44} {verdict}", check.target, check.measured);
     }
     out
 }
@@ -567,6 +567,11 @@ pub fn count(value: u64) -> String {
         out.push(digit);
     }
     out
+}
+
+/// `1 request`, `12 requests`.
+fn requests(n: u64) -> String {
+    if n == 1 { "1 request".to_string() } else { format!("{} requests", count(n)) }
 }
 
 /// `12.3 MB` (10^6 bytes: the unit of the targets).
