@@ -190,7 +190,7 @@ impl FaultState {
         for (index, rule) in self.plan.rules.iter().enumerate() {
             let fires = match rule.when {
                 Trigger::Next { .. } => self.remaining.get(index).is_some_and(|&left| left > 0),
-                Trigger::EveryNth { n } => n > 0 && self.requests_seen % n == 0,
+                Trigger::EveryNth { n } => n > 0 && self.requests_seen.is_multiple_of(n),
                 Trigger::Probability { probability, .. } => self.rngs.get_mut(index).is_some_and(|rng| rng.chance(probability)),
             };
             if !fires {

@@ -260,6 +260,13 @@ fn push_wall_clock(value: NaiveDateTime, out: &mut String) {
 
 /// Appends `text` as a JSON string literal (serde_json's escaping, so every path agrees).
 pub(crate) fn push_json_string(text: &str, out: &mut String) {
+    // Hot path (keys, cursors): nothing to escape, so no allocation.
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     // Serialising a &str into a String cannot fail.
     out.push_str(&serde_json::to_string(text).unwrap_or_default());
 }

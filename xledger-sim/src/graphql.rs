@@ -830,8 +830,15 @@ fn run(store: &Store, plans: &[RootPlan]) -> Executed {
     Executed { body, root_fields }
 }
 
-fn items_cursor(entity: &str, db_id: i64) -> String {
-    BASE64.encode(format!("i:{entity}:{db_id}"))
+/// Appends the quoted cursor of an items row; `scratch` is reused across rows of a page.
+fn push_items_cursor(entity: &str, db_id: i64, scratch: &mut String, out: &mut String) {
+    use std::fmt::Write as _;
+    scratch.clear();
+    // Writing into a String cannot fail.
+    let _ = write!(scratch, "i:{entity}:{db_id}");
+    out.push('"');
+    BASE64.encode_string(scratch.as_bytes(), out);
+    out.push('"');
 }
 
 fn deltas_cursor(entity: &str, seq: u64) -> String {
@@ -863,6 +870,8 @@ fn render_items(
     let table = store.tables.get(entity).ok_or(())?;
     let window = decode_window::<i64>(window, &format!("i:{entity}:"))?;
     let page = table.items_page(filter, &window);
+    let mut scratch = String::new();
+    out.reserve(page.items.iter().map(|(_, row)| row.node.len() + 64).sum());
     render_connection(selection, page.has_next_page, page.has_previous_page, out, |edge_selection, out| {
         out.push('[');
         for (i, (db_id, row)) in page.items.iter().enumerate() {
@@ -877,7 +886,7 @@ fn render_items(
                 push_json_string(key, out);
                 out.push(':');
                 match field {
-                    EdgeField::Cursor => push_json_string(&items_cursor(entity, *db_id), out),
+                    EdgeField::Cursor => push_items_cursor(entity, *db_id, &mut scratch, out),
                     EdgeField::Typename(name) => push_json_string(name, out),
                     EdgeField::Node(NodeSelection::Full) => out.push_str(&row.node),
                     EdgeField::Node(NodeSelection::Fields(fields)) => project_node(&row.node, fields, out),

@@ -125,6 +125,9 @@ impl Simulator {
     }
 }
 
+/// The stop signal and the task serving HTTP, taken by the first `shutdown`.
+type RunningServer = (oneshot::Sender<()>, JoinHandle<()>);
+
 /// A running simulator: its address, its data, its faults and counters. Clones share it.
 ///
 /// `Debug` never prints the API key.
@@ -132,7 +135,7 @@ impl Simulator {
 pub struct SimHandle {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    server: Arc<Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>>,
+    server: Arc<Mutex<Option<RunningServer>>>,
 }
 
 impl std::fmt::Debug for SimHandle {

@@ -122,7 +122,7 @@ async fn timesheet_ids_beyond_2_pow_53_travel_as_exact_strings() {
     let sim = start(1_000).await;
     let big = sim.truth("timesheets").unwrap().into_iter().map(|n| n["dbId"].clone()).find(|id| db_id_of(&json!({ "dbId": id })) > 1 << 53);
     let big = big.expect("a timesheet id beyond 2^53");
-    let answer = post(&sim, &xledger_model::entity("timesheets").unwrap().by_db_ids.unwrap().document, json!({ "dbIds": [big], "first": 5 })).await;
+    let answer = post(&sim, xledger_model::entity("timesheets").unwrap().by_db_ids.unwrap().document, json!({ "dbIds": [big], "first": 5 })).await;
     assert!(answer.text.contains(&format!("\"dbId\":{big}")), "{}", &answer.text[..200.min(answer.text.len())]);
 }
 
