@@ -3,6 +3,7 @@
 //! - `decimal/parse_decimal`: money and hours strings → scaled `i128` (Decimal128);
 //! - `datetime/parse_xledger_datetime`: Central European wall clock → UTC, ordinary values and the
 //!   DST gap and overlap hours (`oslo_to_utc` takes its slow path there);
+//! - `datetime/parse_wall_clock` and `datetime/oslo_to_utc`: the two halves of the above, apart;
 //! - `datetime/parse_xledger_date`: `yyyy-MM-dd` → `NaiveDate`;
 //! - `int64string/*`: an id sent as a JSON string (timesheets, beyond 2^53) or number;
 //! - `page/*`: JSON decoding of a 10 000-edge items page into [`RawPage`] (nodes kept raw) and of a
@@ -21,7 +22,7 @@ use serde_json::{Map, Value, json};
 use xledger_model::decimal::parse_decimal;
 use xledger_model::page::{DeltaPage, MutationType, RawPage};
 use xledger_model::scalars::Int64String;
-use xledger_model::time::{parse_xledger_date, parse_xledger_datetime};
+use xledger_model::time::{oslo_to_utc, parse_wall_clock, parse_xledger_date, parse_xledger_datetime};
 use xledger_model::{ColumnKind, EntitySpec, JsonRepr};
 
 /// Edges per page, the API's cap and the tool's default page size.
@@ -89,6 +90,23 @@ fn datetimes(c: &mut Criterion) {
         b.iter(|| {
             for &(text, _) in dst_edges {
                 let _ = black_box(parse_xledger_datetime(black_box(text)));
+            }
+        })
+    });
+    // The two halves of parse_xledger_datetime, to show which one costs.
+    let wall_clocks: Vec<_> = DATETIMES.iter().map(|&(text, _)| parse_wall_clock(text).expect("the sample parses")).collect();
+    group.throughput(Throughput::Elements(DATETIMES.len() as u64));
+    group.bench_function("parse_wall_clock", |b| {
+        b.iter(|| {
+            for &(text, _) in DATETIMES {
+                let _ = black_box(parse_wall_clock(black_box(text)));
+            }
+        })
+    });
+    group.bench_function("oslo_to_utc", |b| {
+        b.iter(|| {
+            for &wall_clock in &wall_clocks {
+                black_box(oslo_to_utc(black_box(wall_clock)));
             }
         })
     });
