@@ -25,7 +25,7 @@ use arrow::array::{
 };
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use xledger_model::page::MutationType;
@@ -63,6 +63,7 @@ pub struct PageConverter {
     mutation_types: StringBuilder,
     db_id_column: Option<usize>,
     seen_db_ids: HashSet<i64>,
+    clock: WallClockCache,
 }
 
 impl fmt::Debug for PageConverter {
@@ -82,6 +83,7 @@ impl PageConverter {
             mutation_types: StringBuilder::new(),
             db_id_column: entity.columns.iter().position(|c| c.name == "dbId"),
             seen_db_ids: HashSet::new(),
+            clock: WallClockCache::default(),
         }
     }
 
@@ -146,6 +148,7 @@ impl PageConverter {
             builders: &mut self.builders,
             columns: self.entity.columns,
             failure: &mut failure,
+            clock: &mut self.clock,
             nullable: false,
         };
         let outcome = seed.deserialize(&mut deserializer).and_then(|()| deserializer.end());
@@ -350,6 +353,7 @@ struct ObjectSeed<'a> {
     builders: &'a mut [ColumnBuilder],
     columns: &'static [ColumnSpec],
     failure: &'a mut Option<Failure>,
+    clock: &'a mut WallClockCache,
     /// False for the node itself; nested objects may be `null`.
     nullable: bool,
 }
@@ -381,7 +385,7 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let ObjectSeed { object, builders, columns, failure, .. } = self.seed;
+        let ObjectSeed { object, builders, columns, failure, clock, .. } = self.seed;
         // Objects have at most a few dozen selected fields; a bit per field.
         let mut seen = vec![false; object.fields.len()];
         while let Some(index) = map.next_key_seed(FieldMatcher(object))? {
@@ -395,11 +399,11 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
             }
             match &field.child {
                 PlanChild::Leaf(column) => {
-                    map.next_value_seed(LeafSeed { column: &columns[*column], builder: &mut builders[*column], failure })?;
+                    map.next_value_seed(LeafSeed { column: &columns[*column], builder: &mut builders[*column], failure, clock: &mut *clock })?;
                 }
                 PlanChild::Object { object: child, leaves } => {
                     map.next_value_seed(NestedSeed {
-                        seed: ObjectSeed { object: child, builders, columns, failure, nullable: true },
+                        seed: ObjectSeed { object: child, builders, columns, failure, clock: &mut *clock, nullable: true },
                         path: &field.path,
                         leaves,
                     })?;
@@ -497,6 +501,7 @@ struct LeafSeed<'a> {
     column: &'static ColumnSpec,
     builder: &'a mut ColumnBuilder,
     failure: &'a mut Option<Failure>,
+    clock: &'a mut WallClockCache,
 }
 
 impl<'de> DeserializeSeed<'de> for LeafSeed<'_> {
@@ -614,17 +619,15 @@ impl<'de> Visitor<'de> for LeafSeed<'_> {
                     .map(|value| builder.append_value(value))
                     .map_err(|e| ConvertReason::Decimal(e.to_string()))
             }
-            ColumnBuilder::Timestamp(b) => xledger_model::time::parse_xledger_datetime(v)
-                .map(|t| b.append_value(t.timestamp_micros()))
-                .map_err(|e| ConvertReason::Time(e.to_string())),
-            ColumnBuilder::Date(b) => xledger_model::time::parse_xledger_date(v)
-                .map(|d| b.append_value(days_since_epoch(d)))
-                .map_err(|e| ConvertReason::Time(e.to_string())),
+            ColumnBuilder::Timestamp(b) => this.clock.utc_micros(v).map(|t| b.append_value(t)).map_err(ConvertReason::Time),
+            ColumnBuilder::Date(b) => parse_date(v).map(|d| b.append_value(days_since_epoch(d))).map_err(ConvertReason::Time),
             ColumnBuilder::Int64(b) => v.parse::<i64>().map(|n| b.append_value(n)).map_err(|_| ConvertReason::NotAnInteger),
             ColumnBuilder::Float64(b) => v.parse::<f64>().map(|n| b.append_value(n)).map_err(|_| ConvertReason::BadText("float")),
             ColumnBuilder::Boolean(b) => match v {
-                "true" => Ok(b.append_value(true)),
-                "false" => Ok(b.append_value(false)),
+                "true" | "false" => {
+                    b.append_value(v == "true");
+                    Ok(())
+                }
                 _ => Err(ConvertReason::BadText("boolean")),
             },
         };
@@ -639,6 +642,82 @@ impl<'de> Visitor<'de> for LeafSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<(), A::Error> {
         let expected = json_name(self.column.json);
         Err(self.refuse(String::new(), ConvertReason::WrongJsonType { expected, found: "array" }))
+    }
+}
+
+/// Xledger date-times → UTC microseconds, fast.
+///
+/// The exact `yyyy-MM-ddTHH:mm:ss` shape is read by hand (chrono's format-string parser is the
+/// slowest step of a page otherwise); any other text goes to [`xledger_model::time::parse_wall_clock`],
+/// which accepts or refuses it. The Central European offset is constant within a wall-clock hour
+/// (transitions happen on whole hours, and the gap and overlap hours resolve to UTC+1 throughout,
+/// see [`xledger_model::time`]), so it is computed once per hour with
+/// [`xledger_model::time::oslo_to_utc`] and remembered. A property test checks this path against
+/// `parse_xledger_datetime` (`fast_path_agrees_with_xledger_model`).
+#[derive(Debug, Default)]
+struct WallClockCache {
+    /// Wall-clock hour (seconds since 1970 of the hour start, read as UTC) → UTC offset in seconds.
+    offsets: std::collections::HashMap<i64, i64>,
+}
+
+impl WallClockCache {
+    const MAX_ENTRIES: usize = 1 << 16;
+
+    fn utc_micros(&mut self, text: &str) -> Result<i64, String> {
+        let wall = match parse_fixed_wall_clock(text) {
+            Some(wall) => wall,
+            None => xledger_model::time::parse_wall_clock(text).map_err(|e| e.to_string())?,
+        };
+        let wall_micros = wall.and_utc().timestamp_micros();
+        let hour = wall.and_utc().timestamp().div_euclid(3600) * 3600;
+        let offset = match self.offsets.get(&hour) {
+            Some(offset) => *offset,
+            None => {
+                let hour_start = wall.date().and_hms_opt(wall.time().hour(), 0, 0).unwrap_or(wall);
+                let offset = hour_start.and_utc().timestamp() - xledger_model::time::oslo_to_utc(hour_start).timestamp();
+                if self.offsets.len() >= Self::MAX_ENTRIES {
+                    self.offsets.clear();
+                }
+                self.offsets.insert(hour, offset);
+                offset
+            }
+        };
+        Ok(wall_micros - offset * 1_000_000)
+    }
+}
+
+
+fn two_digits(b: &[u8]) -> Option<u32> {
+    match b {
+        [a @ b'0'..=b'9', c @ b'0'..=b'9'] => Some(u32::from(a - b'0') * 10 + u32::from(c - b'0')),
+        _ => None,
+    }
+}
+
+/// `yyyy-MM-dd` at the start of `b`.
+fn fixed_date(b: &[u8]) -> Option<NaiveDate> {
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let year = two_digits(&b[0..2])? * 100 + two_digits(&b[2..4])?;
+    NaiveDate::from_ymd_opt(year as i32, two_digits(&b[5..7])?, two_digits(&b[8..10])?)
+}
+
+/// Exactly `yyyy-MM-ddTHH:mm:ss`; `None` for anything else (the caller falls back).
+fn parse_fixed_wall_clock(text: &str) -> Option<chrono::NaiveDateTime> {
+    let b = text.as_bytes();
+    if b.len() != 19 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    fixed_date(b)?.and_hms_opt(two_digits(&b[11..13])?, two_digits(&b[14..16])?, two_digits(&b[17..19])?)
+}
+
+/// `yyyy-MM-dd`, by hand when it has exactly that shape, else via [`xledger_model::time::parse_xledger_date`].
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    let fast = if text.len() == 10 { fixed_date(text.as_bytes()) } else { None };
+    match fast {
+        Some(date) => Ok(date),
+        None => xledger_model::time::parse_xledger_date(text).map_err(|e| e.to_string()),
     }
 }
 
@@ -798,6 +877,36 @@ mod tests {
         assert!(converter.convert_nodes(&page, DateTime::UNIX_EPOCH).is_err());
         let batch = converter.convert_nodes(&page[..1], DateTime::UNIX_EPOCH).unwrap();
         assert_eq!(batch.num_rows(), 1);
+    }
+
+    proptest::proptest! {
+        /// The hand-written wall-clock path gives what `xledger_model::time` gives, for any text
+        /// of the fixed shape (valid or not) and around every DST transition.
+        #[test]
+        fn fast_path_agrees_with_xledger_model(
+            year in 1900u32..2100, month in 0u32..14, day in 0u32..33, hour in 0u32..25, minute in 0u32..61, second in 0u32..61,
+        ) {
+            let text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}");
+            let fast = WallClockCache::default().utc_micros(&text).ok();
+            let reference = xledger_model::time::parse_xledger_datetime(&text).ok().map(|t| t.timestamp_micros());
+            proptest::prop_assert_eq!(fast, reference, "{}", text);
+            let date = &text[..10];
+            let fast = parse_date(date).ok();
+            proptest::prop_assert_eq!(fast, xledger_model::time::parse_xledger_date(date).ok(), "{}", date);
+        }
+
+        /// One cache across many wall clocks (as in a page) still agrees, transitions included.
+        #[test]
+        fn a_shared_cache_agrees_with_xledger_model(hours in proptest::collection::vec(0i64..(200 * 366 * 24), 1..200), minute in 0u32..60) {
+            let mut cache = WallClockCache::default();
+            let base = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap().and_hms_opt(0, minute, 0).unwrap();
+            for h in hours {
+                let wall = base + chrono::Duration::hours(h);
+                let text = wall.format("%Y-%m-%dT%H:%M:%S").to_string();
+                let reference = xledger_model::time::parse_xledger_datetime(&text).unwrap().timestamp_micros();
+                proptest::prop_assert_eq!(cache.utc_micros(&text).unwrap(), reference, "{}", text);
+            }
+        }
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub enum LakeError {
         operation: &'static str,
         path: String,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("lake {lake}: creating container {container}: {reason}")]
     CreateContainer { lake: String, container: String, reason: String },
@@ -92,7 +92,7 @@ pub enum LakeError {
         lake: String,
         path: String,
         #[source]
-        source: parquet::errors::ParquetError,
+        source: Box<parquet::errors::ParquetError>,
     },
     #[error("lake {lake}: {path}: Arrow: {source}")]
     Arrow {

@@ -137,7 +137,7 @@ impl Lake {
             source,
         })?;
         let store = LocalFileSystem::new_with_prefix(&local)
-            .map_err(|source| LakeError::Store { lake: location.to_string(), operation: "opening", path: local.display().to_string(), source })?
+            .map_err(|source| LakeError::Store { lake: location.to_string(), operation: "opening", path: local.display().to_string(), source: Box::new(source) })?
             .with_fsync(true);
         let root = std::fs::canonicalize(&local).unwrap_or(local);
         Ok(Lake { store: Arc::new(store), prefix: Path::default(), description: root.display().to_string(), local_root: Some(root) })
@@ -169,7 +169,7 @@ impl Lake {
     }
 
     fn store_error(&self, operation: &'static str, path: &Path, source: object_store::Error) -> LakeError {
-        LakeError::Store { lake: self.description.clone(), operation, path: path.to_string(), source }
+        LakeError::Store { lake: self.description.clone(), operation, path: path.to_string(), source: Box::new(source) }
     }
 
     /// Starts a new part file; it stays invisible until [`PartWriter::finish`].
@@ -310,7 +310,7 @@ impl Lake {
         let reader = LakeFileReader::new(self.store.clone(), path.clone(), meta.size);
         ParquetRecordBatchStreamBuilder::new(reader)
             .await
-            .map_err(|source| LakeError::Parquet { lake: self.description.clone(), path: path.to_string(), source })
+            .map_err(|source| LakeError::Parquet { lake: self.description.clone(), path: path.to_string(), source: Box::new(source) })
     }
 
     /// Deletes every file of an entity (the `wipe` command), staging files included; returns how

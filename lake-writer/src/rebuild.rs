@@ -87,11 +87,11 @@ async fn apply_file(
     let builder = lake.open_parquet(entity.name, name).await?;
     let mut stream = builder
         .build()
-        .map_err(|source| LakeError::Parquet { lake: lake.describe(), path: name.to_string(), source })?;
+        .map_err(|source| LakeError::Parquet { lake: lake.describe(), path: name.to_string(), source: Box::new(source) })?;
     while let Some(batch) = stream
         .try_next()
         .await
-        .map_err(|source| LakeError::Parquet { lake: lake.describe(), path: name.to_string(), source })?
+        .map_err(|source| LakeError::Parquet { lake: lake.describe(), path: name.to_string(), source: Box::new(source) })?
     {
         let rows = canonical_rows_from_batch(entity, &batch).map_err(unexpected)?;
         let mutation = batch

