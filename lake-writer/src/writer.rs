@@ -153,7 +153,9 @@ impl PartWriter {
             path: path.to_string(),
             source: Box::new(source),
         })?;
-        let sink = BufWriter::with_capacity(store, path.clone(), options.upload_chunk_bytes.max(1024));
+        // At most two chunks in flight: upload memory stays ~2 × upload_chunk_bytes (the default of
+        // eight would allow 64 MiB per writer) while one chunk uploads as the next one fills.
+        let sink = BufWriter::with_capacity(store, path.clone(), options.upload_chunk_bytes.max(1024)).with_max_concurrency(2);
         let writer = AsyncArrowWriter::try_new(sink, converter.schema(), Some(properties))
             .map_err(|source| LakeError::Parquet { lake: lake.clone(), path: path.to_string(), source: Box::new(source) })?;
         Ok(PartWriter { lake, name, path, converter, writer, synced_at, rows: 0, part_rows: options.part_rows })
