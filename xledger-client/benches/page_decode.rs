@@ -18,7 +18,7 @@ fn timesheet(i: usize) -> Value {
         "dbId": format!("{}", 900_000_000_000u64 + i as u64),
         "createdAt": "2024-07-11T21:17:09", "modifiedAt": "2024-07-12T08:01:44",
         "assignmentDate": "2024-07-11", "workingHours": format!("{}.50", i % 12),
-        "isHeaderApproved": i % 3 == 0, "headerApprovedAt": null, "hourlyRevenueCurrency": "1250.00",
+        "isHeaderApproved": i.is_multiple_of(3), "headerApprovedAt": null, "hourlyRevenueCurrency": "1250.00",
         "owner": {"dbId": 17, "description": "Acme AS"},
         "employee": {"dbId": 1000 + i % 250, "description": format!("Employee {}", i % 250), "code": format!("E{}", i % 250)},
         "activity": {"code": "DEV", "description": "Development"},
