@@ -66,7 +66,7 @@ pub struct Args {
     /// Use the release binaries already in target/release instead of building them.
     #[arg(long)]
     pub no_build: bool,
-    /// Keep the lakes, state files and logs under target/bench/work-<stamp>/.
+    /// Keep the lakes, state files and logs under `target/bench/work-<stamp>/`.
     #[arg(long)]
     pub keep: bool,
 }
