@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::Context;
 use lake_writer::{Compression, Lake, LakeOptions, WriterOptions};
 use sync_state::{Phase, StateStore, StoreOptions};
 use tokio::time::Instant;
@@ -264,12 +264,4 @@ pub async fn wipe(global: &GlobalArgs, selected: &[&'static EntitySpec]) -> anyh
         state.delete(e.name).await.with_context(|| format!("{}: deleting state", e.name))?;
     }
     Ok(deleted)
-}
-
-pub fn require(condition: bool, message: &str) -> anyhow::Result<()> {
-    if condition { Ok(()) } else { bail!(ConfigError(message.to_string())) }
-}
-
-pub fn unknown(message: String) -> anyhow::Error {
-    anyhow!(ConfigError(message))
 }

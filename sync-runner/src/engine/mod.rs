@@ -345,11 +345,6 @@ pub(crate) fn now_micros() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
-/// True when the lease store answered that someone else holds the lease.
-pub fn is_lease_held(err: &StateError) -> bool {
-    matches!(err, StateError::LeaseHeld { .. })
-}
-
 /// The pass future must be `Send`: the Functions handler runs passes on spawned tasks.
 #[allow(dead_code)]
 fn assert_pass_is_send(engine: &Engine) -> impl Send + '_ {
