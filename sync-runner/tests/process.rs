@@ -189,3 +189,23 @@ async fn exhausted_credits_defer_the_pass_with_their_own_exit_code() {
     assert_eq!(code, 0, "{output}");
     env.assert_lake_matches_truth().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_concurrent_processes_one_syncs_and_the_other_exits_naming_it() {
+    let env = TestEnv::new(1_000, 53).await;
+    env.sim.set_faults(common::latency(Duration::from_millis(25)));
+    let first = command(&env, &[("XLEDGER_LEASE_TTL", "30s")], &["sync"]).spawn().expect("first process starts");
+    let first_pid = first.id().expect("running");
+    // Give the first process time to take its leases, then start the second one.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let second = command(&env, &[("XLEDGER_LEASE_WAIT", "500ms")], &["sync"]).output().await.expect("second process runs");
+    let second_text = format!("{}{}", String::from_utf8_lossy(&second.stdout), String::from_utf8_lossy(&second.stderr));
+    assert_eq!(second.status.code(), Some(5), "{second_text}");
+    assert!(second_text.contains(&format!(":{first_pid}:")), "the holder (host:pid:id) of the first process is named: {second_text}");
+
+    let first = first.wait_with_output().await.expect("first process exits");
+    let first_text = format!("{}{}", String::from_utf8_lossy(&first.stdout), String::from_utf8_lossy(&first.stderr));
+    assert_eq!(first.status.code(), Some(0), "{first_text}");
+    env.sim.clear_faults();
+    env.assert_lake_matches_truth().await;
+}
