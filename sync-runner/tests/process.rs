@@ -130,8 +130,9 @@ async fn a_second_process_reports_the_lease_holder_and_exits_non_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_duration_shorter_than_a_full_load_resumes_over_invocations() {
-    let env = TestEnv::new(1_200, 31).await;
-    env.sim.set_faults(common::latency(Duration::from_millis(15)));
+    // ~160 pages at 25 ms each, two entities at a time: about 2 s of work, cut every 400 ms.
+    let env = TestEnv::new(2_000, 31).await;
+    env.sim.set_faults(common::latency(Duration::from_millis(25)));
     let mut partial = 0;
     let mut finished = false;
     for _ in 0..40 {
@@ -157,8 +158,9 @@ async fn max_duration_shorter_than_a_full_load_resumes_over_invocations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_at_a_page_boundary_and_the_next_run_finishes() {
+    // ~120 pages at 40 ms each, two at a time: the load is still running when the signal comes.
     let env = TestEnv::new(1_500, 51).await;
-    env.sim.set_faults(common::latency(Duration::from_millis(10)));
+    env.sim.set_faults(common::latency(Duration::from_millis(40)));
     let child = command(&env, &[], &["sync"]).spawn().expect("binary starts");
     let pid = child.id().expect("running");
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -192,7 +194,8 @@ async fn exhausted_credits_defer_the_pass_with_their_own_exit_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_concurrent_processes_one_syncs_and_the_other_exits_naming_it() {
-    let env = TestEnv::new(1_000, 53).await;
+    // ~240 pages at 25 ms each, two at a time: the first process holds its leases for about 3 s.
+    let env = TestEnv::new(3_000, 53).await;
     env.sim.set_faults(common::latency(Duration::from_millis(25)));
     let first = command(&env, &[("XLEDGER_LEASE_TTL", "30s")], &["sync"]).spawn().expect("first process starts");
     let first_pid = first.id().expect("running");
