@@ -167,3 +167,21 @@ async fn an_entity_without_a_change_feed_is_loaded_in_full_on_every_pass() {
     let manifests = lake.list("projects").await.unwrap().into_iter().filter(|f| f.is_manifest).count();
     assert_eq!(manifests, 2, "each pass is a complete run with its manifest");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_renewed_during_a_long_pass_are_released_at_its_end() {
+    let env = TestEnv::new(600, 23).await;
+    // Renewals every 100 ms during a pass of a second or more: the leases released at the end
+    // must be the renewed ones, or they stay held until they expire.
+    env.sim.set_faults(common::latency(Duration::from_millis(20)));
+    let mut global = env.global(&[]);
+    global.lease_ttl = Duration::from_millis(300);
+    global.lease_wait = Duration::ZERO;
+    let engine = env.engine(&global).await;
+    let first = env.pass(&engine).await;
+    assert_eq!(first.status(), PassStatus::Completed, "{}", first.render_table());
+    assert!(first.duration > Duration::from_millis(400), "the pass outlived several renewals");
+
+    let second = env.pass(&engine).await;
+    assert_eq!(second.status(), PassStatus::Completed, "no lease may still be held: {}", second.render_table());
+}

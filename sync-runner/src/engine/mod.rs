@@ -185,11 +185,12 @@ impl Engine {
                 }
             }
         }
-        let renewal = self.spawn_lease_renewal(&leased, stop.clone());
+        let keeper = LeaseKeeper::start(self.state.clone(), self.config.lease_ttl, leased.clone(), stop.clone());
 
         // Reconcile and plan.
         let mut plans: Vec<(&'static EntitySpec, Plan)> = Vec::new();
         for (entity, _) in &leased {
+            let entity: &'static EntitySpec = entity;
             match entity::plan(self, entity, request.full).await {
                 Ok(plan) => plans.push((entity, plan)),
                 Err(err) => {
@@ -216,8 +217,8 @@ impl Engine {
             reports.insert(report.entity, report);
         }
 
-        renewal.abort();
-        for (entity, lease) in leased {
+        // Release the leases as last renewed (an older copy would no longer match).
+        for (entity, lease) in keeper.stop().await {
             if let Err(err) = self.state.release_lease(lease).await {
                 tracing::warn!(entity = entity.name, error = %err, "could not release the lease (it will expire)");
             }
@@ -257,27 +258,6 @@ impl Engine {
                 Err(err) => return Err(format!("cannot take the lease of {}: {err}", entity.name)),
             }
         }
-    }
-
-    fn spawn_lease_renewal(&self, leased: &[(&'static EntitySpec, Lease)], stop: Arc<StopSignal>) -> tokio::task::JoinHandle<()> {
-        let state = self.state.clone();
-        let ttl = self.config.lease_ttl;
-        let mut leases: Vec<Lease> = leased.iter().map(|(_, l)| l.clone()).collect();
-        tokio::spawn(async move {
-            let every = (ttl / 3).max(Duration::from_millis(100));
-            loop {
-                tokio::time::sleep(every).await;
-                for lease in &mut leases {
-                    match state.renew_lease(lease, ttl).await {
-                        Ok(renewed) => *lease = renewed,
-                        Err(err) => {
-                            tracing::error!(error = %err, "lost a lease: stopping the pass at the next page boundary");
-                            stop.stop(StopReason::LeaseLost);
-                        }
-                    }
-                }
-            }
-        })
     }
 
     /// Reads the first feed page of every incremental entity in one request. Entities whose
@@ -327,6 +307,49 @@ impl Engine {
             }
         }
         out
+    }
+}
+
+/// Renews the pass's leases in the background (every third of their time-to-live) and hands
+/// back their latest versions when the pass ends, so they can be released.
+struct LeaseKeeper {
+    leases: Arc<tokio::sync::Mutex<Vec<(&'static EntitySpec, Lease)>>>,
+    stop_renewing: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LeaseKeeper {
+    fn start(state: Arc<dyn StateStore>, ttl: Duration, leased: Vec<(&'static EntitySpec, Lease)>, stop: Arc<StopSignal>) -> Self {
+        let leases = Arc::new(tokio::sync::Mutex::new(leased));
+        let (stop_renewing, mut stopped) = tokio::sync::watch::channel(false);
+        let shared = leases.clone();
+        let task = tokio::spawn(async move {
+            let every = (ttl / 3).max(Duration::from_millis(50));
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stopped.changed() => return,
+                }
+                let mut leases = shared.lock().await;
+                for (entity, lease) in leases.iter_mut() {
+                    match state.renew_lease(lease, ttl).await {
+                        Ok(renewed) => *lease = renewed,
+                        Err(err) => {
+                            tracing::error!(entity = entity.name, error = %err, "lost a lease: stopping the pass at the next page boundary");
+                            stop.stop(StopReason::LeaseLost);
+                        }
+                    }
+                }
+            }
+        });
+        LeaseKeeper { leases, stop_renewing, task }
+    }
+
+    /// Stops renewing (waiting for a renewal in progress) and returns the latest leases.
+    async fn stop(self) -> Vec<(&'static EntitySpec, Lease)> {
+        let _ = self.stop_renewing.send(true);
+        let _ = self.task.await;
+        std::mem::take(&mut *self.leases.lock().await)
     }
 }
 
