@@ -39,47 +39,102 @@ async fn run_to_end(env: &TestEnv, extra_env: &[(&str, &str)]) -> (i32, String) 
     (out.status.code().unwrap_or(-1), text)
 }
 
-/// Runs the binary and SIGKILLs it after `after` (if it is still running). True when killed.
-async fn run_and_kill(env: &TestEnv, extra_env: &[(&str, &str)], after: Duration) -> bool {
+/// How a run that was to be killed ended.
+enum Killed {
+    /// SIGKILLed while still running.
+    MidRun,
+    /// It finished first, successfully, after this long.
+    Finished(Duration),
+}
+
+/// Runs the binary and SIGKILLs it after `after` if it is still running. A run that finishes
+/// first must have succeeded: any other exit is a failure of the test, with its output.
+async fn run_and_kill(env: &TestEnv, extra_env: &[(&str, &str)], after: Duration) -> Killed {
+    let started = tokio::time::Instant::now();
     let mut child = command(env, extra_env, &["sync"]).spawn().expect("binary starts");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let drain = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let (mut out, mut err) = (String::new(), String::new());
+        let _ = tokio::join!(stdout.read_to_string(&mut out), stderr.read_to_string(&mut err));
+        format!("{out}{err}")
+    });
     tokio::select! {
-        status = child.wait() => { let _ = status; false }
+        status = child.wait() => {
+            let status = status.expect("wait");
+            let output = drain.await.unwrap_or_default();
+            assert!(status.success(), "a run that was not killed failed ({status}): {output}");
+            Killed::Finished(started.elapsed())
+        }
         _ = tokio::time::sleep(after) => {
             child.start_kill().expect("SIGKILL");
             let _ = child.wait().await;
-            true
+            drain.abort();
+            Killed::MidRun
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_loses_and_repeats_nothing() {
-    let env = TestEnv::new(1_500, 21).await;
-    env.sim.set_faults(common::latency(Duration::from_millis(6)));
+    let env = TestEnv::new(2_500, 21).await;
+    env.sim.set_faults(common::latency(Duration::from_millis(10)));
     let mut rng = XorShift(0x5eed_1234_abcd_ef01);
-    // A killed run's lease lapses after its TTL (300 ms here); the next run waits that out first,
-    // so every kill point is offset by it.
+    // A killed run's lease lapses after its TTL (300 ms here); the next run waits that out first.
+    let lease_ttl = Duration::from_millis(300);
     let lease = [("XLEDGER_LEASE_TTL", "300ms")];
+    // Kill points are drawn inside the time a run takes on this machine, learnt from the runs
+    // that finish: fast or slow machines alike get their kills mid-run.
+    let mut typical_full = Duration::from_millis(1_500);
+    let mut typical_incremental = Duration::from_millis(400);
+    let mut previous_killed = false;
     let mut kills = 0;
     let mut attempts = 0;
+    let kill_point = |rng: &mut XorShift, typical: Duration, previous_killed: bool| {
+        let wait = if previous_killed { lease_ttl } else { Duration::ZERO };
+        wait + typical.mul_f64(0.05 + 0.9 * (rng.below(1_000) as f64 / 1_000.0))
+    };
 
     // Full loads interrupted again and again until one gets through.
-    while kills < 10 && attempts < 40 {
+    let mut full_done = false;
+    while !full_done && attempts < 60 {
         attempts += 1;
-        if run_and_kill(&env, &lease, Duration::from_millis(350 + rng.below(700))).await {
-            kills += 1;
+        let at = kill_point(&mut rng, typical_full, previous_killed);
+        match run_and_kill(&env, &lease, at).await {
+            Killed::MidRun => {
+                kills += 1;
+                previous_killed = true;
+                if kills >= 10 {
+                    break;
+                }
+            }
+            Killed::Finished(took) => {
+                full_done = true;
+                typical_full = took;
+                previous_killed = false;
+            }
         }
     }
     // Incremental passes interrupted, with changes arriving in between.
     let mut round = 0u64;
-    while kills < 22 && attempts < 100 {
+    while kills < 22 && attempts < 150 {
         attempts += 1;
         round += 1;
         if round % 2 == 1 {
-            env.sim.random_changes(150, 1_000 + round);
+            env.sim.random_changes(400, 1_000 + round);
         }
-        if run_and_kill(&env, &lease, Duration::from_millis(320 + rng.below(250))).await {
-            kills += 1;
+        let at = kill_point(&mut rng, typical_incremental, previous_killed);
+        match run_and_kill(&env, &lease, at).await {
+            Killed::MidRun => {
+                kills += 1;
+                previous_killed = true;
+            }
+            Killed::Finished(took) => {
+                let wait = if previous_killed { lease_ttl } else { Duration::ZERO };
+                typical_incremental = took.saturating_sub(wait).max(Duration::from_millis(20));
+                previous_killed = false;
+            }
         }
     }
     assert!(kills >= 20, "only {kills} of {attempts} runs were killed mid-way; the kill points must fall inside runs");
