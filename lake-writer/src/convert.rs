@@ -647,9 +647,8 @@ impl<'de> Visitor<'de> for LeafSeed<'_> {
 
 /// Xledger date-times → UTC microseconds, fast.
 ///
-/// The exact `yyyy-MM-ddTHH:mm:ss` shape is read by hand (chrono's format-string parser is the
-/// slowest step of a page otherwise); any other text goes to [`xledger_model::time::parse_wall_clock`],
-/// which accepts or refuses it. The Central European offset is constant within a wall-clock hour
+/// The text is read by [`xledger_model::time::parse_wall_clock`] (by hand for the exact
+/// `yyyy-MM-ddTHH:mm:ss` shape, which accepts or refuses it). The Central European offset is constant within a wall-clock hour
 /// (transitions happen on whole hours, and the gap and overlap hours resolve to UTC+1 throughout,
 /// see [`xledger_model::time`]), so it is computed once per hour with
 /// [`xledger_model::time::oslo_to_utc`] and remembered. A property test checks this path against
@@ -664,10 +663,7 @@ impl WallClockCache {
     const MAX_ENTRIES: usize = 1 << 16;
 
     fn utc_micros(&mut self, text: &str) -> Result<i64, String> {
-        let wall = match parse_fixed_wall_clock(text) {
-            Some(wall) => wall,
-            None => xledger_model::time::parse_wall_clock(text).map_err(|e| e.to_string())?,
-        };
+        let wall = xledger_model::time::parse_wall_clock(text).map_err(|e| e.to_string())?;
         let wall_micros = wall.and_utc().timestamp_micros();
         let hour = wall.and_utc().timestamp().div_euclid(3600) * 3600;
         let offset = match self.offsets.get(&hour) {
@@ -687,38 +683,9 @@ impl WallClockCache {
 }
 
 
-fn two_digits(b: &[u8]) -> Option<u32> {
-    match b {
-        [a @ b'0'..=b'9', c @ b'0'..=b'9'] => Some(u32::from(a - b'0') * 10 + u32::from(c - b'0')),
-        _ => None,
-    }
-}
-
-/// `yyyy-MM-dd` at the start of `b`.
-fn fixed_date(b: &[u8]) -> Option<NaiveDate> {
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let year = two_digits(&b[0..2])? * 100 + two_digits(&b[2..4])?;
-    NaiveDate::from_ymd_opt(year as i32, two_digits(&b[5..7])?, two_digits(&b[8..10])?)
-}
-
-/// Exactly `yyyy-MM-ddTHH:mm:ss`; `None` for anything else (the caller falls back).
-fn parse_fixed_wall_clock(text: &str) -> Option<chrono::NaiveDateTime> {
-    let b = text.as_bytes();
-    if b.len() != 19 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    fixed_date(b)?.and_hms_opt(two_digits(&b[11..13])?, two_digits(&b[14..16])?, two_digits(&b[17..19])?)
-}
-
-/// `yyyy-MM-dd`, by hand when it has exactly that shape, else via [`xledger_model::time::parse_xledger_date`].
+/// `yyyy-MM-dd` via [`xledger_model::time::parse_xledger_date`].
 fn parse_date(text: &str) -> Result<NaiveDate, String> {
-    let fast = if text.len() == 10 { fixed_date(text.as_bytes()) } else { None };
-    match fast {
-        Some(date) => Ok(date),
-        None => xledger_model::time::parse_xledger_date(text).map_err(|e| e.to_string()),
-    }
+    xledger_model::time::parse_xledger_date(text).map_err(|e| e.to_string())
 }
 
 /// Arrow's Date32: days since 1970-01-01.

@@ -7,6 +7,16 @@ use xledger_model::time::{oslo_to_utc, parse_xledger_datetime, utc_to_oslo_wall_
 
 proptest! {
     #[test]
+    fn the_hand_parser_agrees_with_chrono(y in 0u32..10_000, mo in 0u32..14, d in 0u32..33, h in 0u32..26, mi in 0u32..62, se in 0u32..62) {
+        let wall = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}");
+        let chrono_wall = chrono::NaiveDateTime::parse_from_str(&wall, "%Y-%m-%dT%H:%M:%S%.f").ok();
+        prop_assert_eq!(xledger_model::time::parse_wall_clock(&wall).ok(), chrono_wall, "{}", wall);
+        let date = &wall[..10];
+        let chrono_date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok();
+        prop_assert_eq!(xledger_model::time::parse_xledger_date(date).ok(), chrono_date, "{}", date);
+    }
+
+    #[test]
     fn decimal_text_round_trips(value in -10_i128.pow(20)..10_i128.pow(20), scale in 0i8..=10) {
         let text = format_decimal(value, scale);
         prop_assert_eq!(parse_decimal(&text, 38, scale), Ok(value));
