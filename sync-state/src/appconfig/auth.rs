@@ -203,9 +203,23 @@ pub(crate) struct DefaultEntraCredential {
 impl DefaultEntraCredential {
     pub(crate) fn new() -> Result<Self, StateError> {
         use azure_identity::{
-            AzureCliCredential, ManagedIdentityCredential, WorkloadIdentityCredential,
+            AzureCliCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+            UserAssignedId, WorkloadIdentityCredential,
         };
         let auth = |e: azure_core::Error| StateError::Auth(e.to_string());
+        // A user-assigned identity (as the Terraform deploys) must be named, or the token
+        // endpoint answers for the (absent) system-assigned one; AZURE_CLIENT_ID names it.
+        let managed_identity = || {
+            let user_assigned_id = std::env::var("AZURE_CLIENT_ID")
+                .ok()
+                .filter(|id| !id.trim().is_empty())
+                .map(UserAssignedId::ClientId);
+            ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                user_assigned_id,
+                ..ManagedIdentityCredentialOptions::default()
+            }))
+            .map_err(auth)
+        };
         let mut sources: Vec<(&'static str, Arc<dyn TokenCredential>)> = Vec::new();
         if std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").is_some() {
             sources.push((
@@ -216,16 +230,13 @@ impl DefaultEntraCredential {
         let app_service = std::env::var_os("IDENTITY_ENDPOINT").is_some()
             || std::env::var_os("MSI_ENDPOINT").is_some();
         if app_service {
-            sources.push((
-                "managed identity",
-                ManagedIdentityCredential::new(None).map_err(auth)?,
-            ));
+            sources.push(("managed identity", managed_identity()?));
         }
         sources.push(("Azure CLI", AzureCliCredential::new(None).map_err(auth)?));
         if !app_service {
             sources.push((
                 "managed identity (VM metadata endpoint)",
-                ManagedIdentityCredential::new(None).map_err(auth)?,
+                managed_identity()?,
             ));
         }
         Ok(Self {
