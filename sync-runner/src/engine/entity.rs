@@ -159,18 +159,18 @@ pub async fn run(
     let started = Instant::now();
     let traffic_before = engine.client.stats().entity(entity.name);
     let mut counts = Counts::default();
-    let (mode, result) = match plan {
+    let (mode, result, mut base) = match plan {
         Plan::NewFull { reason, mut base } => {
             let mode = Mode::for_reason(&reason);
             engine.progress.entity_started(entity.name, mode);
             let result = full_new(engine, entity, reason, &mut base, stop, &mut counts).await;
-            (mode, finish_full(engine, entity, &mut base, result).await)
+            (mode, finish_full(engine, entity, &mut base, result).await, base)
         }
         Plan::ResumeFull { progress, mut base } => {
             let mode = Mode::Resumed;
             engine.progress.entity_started(entity.name, mode);
             let result = full_resume(engine, entity, progress, &mut base, stop, &mut counts).await;
-            (mode, finish_full(engine, entity, &mut base, result).await)
+            (mode, finish_full(engine, entity, &mut base, result).await, base)
         }
         Plan::Incremental { cursor, progress, mut base } => {
             engine.progress.entity_started(entity.name, Mode::Incremental);
@@ -181,14 +181,14 @@ pub async fn run(
                     let mode = Mode::GapResync;
                     engine.progress.entity_started(entity.name, mode);
                     let result = full_new(engine, entity, reason, &mut base, stop, &mut counts).await;
-                    (mode, finish_full(engine, entity, &mut base, result).await)
+                    (mode, finish_full(engine, entity, &mut base, result).await, base)
                 }
                 Ok(IncrementalEnd::Done { idle }) => {
                     let mode = if idle { Mode::Idle } else { Mode::Incremental };
-                    (mode, Ok(Ended::Complete))
+                    (mode, Ok(Ended::Complete), base)
                 }
-                Ok(IncrementalEnd::Stopped(reason)) => (Mode::Incremental, Ok(Ended::Stopped(reason))),
-                Err(err) => (Mode::Incremental, Err(err)),
+                Ok(IncrementalEnd::Stopped(reason)) => (Mode::Incremental, Ok(Ended::Stopped(reason)), base),
+                Err(err) => (Mode::Incremental, Err(err), base),
             }
         }
     };
@@ -203,7 +203,7 @@ pub async fn run(
     counts.requests = traffic.requests.saturating_sub(traffic_before.requests);
     counts.bytes_received = traffic.bytes_received.saturating_sub(traffic_before.bytes_received);
     let report = EntityReport { entity: entity.name, mode, counts, duration: started.elapsed(), outcome };
-    if let Err(err) = record_summary(engine, entity, &report, started_at).await {
+    if let Err(err) = record_summary(engine, entity, &mut base, &report, started_at).await {
         tracing::warn!(entity = entity.name, error = %format!("{err:#}"), "could not record the run summary in state");
     }
     engine.progress.entity_finished(&report);
@@ -230,9 +230,19 @@ enum Ended {
     Stopped(StopReason),
 }
 
-/// Keeps the last run's summary in state (best effort, after the data and cursor are safe).
-async fn record_summary(engine: &Engine, entity: &'static EntitySpec, report: &EntityReport, started_at: DateTime<Utc>) -> anyhow::Result<()> {
-    let mut tracked = read(engine, entity).await?;
+/// Keeps the last run's summary in state (best effort, after the data and cursor are safe). It
+/// writes on top of the state this run last read or wrote: no second read, and a state someone
+/// else changed meanwhile is a conflict, not overwritten.
+async fn record_summary(
+    engine: &Engine,
+    entity: &'static EntitySpec,
+    tracked: &mut Tracked,
+    report: &EntityReport,
+    started_at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if tracked.expect.is_none() {
+        *tracked = read(engine, entity).await?;
+    }
     let Some(mut state) = tracked.state.clone() else { return Ok(()) };
     state.last_run = Some(RunSummary {
         started_at,
@@ -246,7 +256,7 @@ async fn record_summary(engine: &Engine, entity: &'static EntitySpec, report: &E
         bytes_received: report.counts.bytes_received,
         outcome: report.outcome.to_string(),
     });
-    save(engine, entity, &mut tracked, state).await
+    save(engine, entity, tracked, state).await
 }
 
 // ---------------------------------------------------------------------------------------------

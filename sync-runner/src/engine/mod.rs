@@ -190,7 +190,6 @@ impl Engine {
         // Reconcile and plan.
         let mut plans: Vec<(&'static EntitySpec, Plan)> = Vec::new();
         for (entity, _) in &leased {
-            let entity: &'static EntitySpec = entity;
             match entity::plan(self, entity, request.full).await {
                 Ok(plan) => plans.push((entity, plan)),
                 Err(err) => {
