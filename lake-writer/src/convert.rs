@@ -28,7 +28,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
-use xledger_model::page::MutationType;
+use xledger_model::page::{MutationType, NodeSink};
 use xledger_model::{ColumnKind, ColumnSpec, EntitySpec, JsonRepr};
 
 use crate::error::{ConvertError, ConvertReason};
@@ -64,6 +64,8 @@ pub struct PageConverter {
     db_id_column: Option<usize>,
     seen_db_ids: HashSet<i64>,
     clock: WallClockCache,
+    /// Rows taken through [`NodeSink::node`] and not yet handed on by [`PageConverter::finish_streamed`].
+    streamed: usize,
 }
 
 impl fmt::Debug for PageConverter {
@@ -84,6 +86,7 @@ impl PageConverter {
             db_id_column: entity.columns.iter().position(|c| c.name == "dbId"),
             seen_db_ids: HashSet::new(),
             clock: WallClockCache::default(),
+            streamed: 0,
         }
     }
 
@@ -103,6 +106,7 @@ impl PageConverter {
         nodes: &[(&RawValue, MutationType)],
         synced_at: DateTime<Utc>,
     ) -> Result<RecordBatch, ConvertError> {
+        self.refuse_pending_stream()?;
         self.seen_db_ids.clear();
         for (index, (node, mutation_type)) in nodes.iter().enumerate() {
             if let Err(error) = self.append_node(node, *mutation_type) {
@@ -123,6 +127,7 @@ impl PageConverter {
         let Some(db_id_column) = self.db_id_column else {
             return Err(self.error(None, "dbId", String::new(), ConvertReason::Missing));
         };
+        self.refuse_pending_stream()?;
         self.seen_db_ids.clear();
         for &db_id in db_ids {
             if !self.seen_db_ids.insert(db_id) {
@@ -138,6 +143,30 @@ impl PageConverter {
             self.mutation_types.append_value(MutationType::Deleted.as_str());
         }
         self.finish_batch(db_ids.len(), synced_at)
+    }
+
+    /// The batch of the nodes taken through [`NodeSink::node`] since the last one (the fast path of
+    /// full loads: each node was parsed straight from the response into the builders). They are
+    /// `ADDED` rows; `synced_at` fills `_synced_at`.
+    pub fn finish_streamed(&mut self, synced_at: DateTime<Utc>) -> Result<RecordBatch, ConvertError> {
+        let rows = std::mem::take(&mut self.streamed);
+        self.seen_db_ids.clear();
+        self.finish_batch(rows, synced_at)
+    }
+
+    /// Rows taken through [`NodeSink::node`] and not yet finished into a batch.
+    pub fn streamed_rows(&self) -> usize {
+        self.streamed
+    }
+
+    /// Streamed rows are finished with [`finish_streamed`](Self::finish_streamed) or discarded,
+    /// never mixed into a batch of other nodes (nor silently dropped).
+    fn refuse_pending_stream(&self) -> Result<(), ConvertError> {
+        if self.streamed == 0 {
+            return Ok(());
+        }
+        let message = format!("internal: {} streamed rows are neither finished nor discarded", self.streamed);
+        Err(self.error(None, "", String::new(), ConvertReason::MalformedJson(message)))
     }
 
     fn append_node(&mut self, node: &RawValue, mutation_type: MutationType) -> Result<(), ConvertError> {
@@ -204,6 +233,43 @@ impl PageConverter {
 
     fn error(&self, db_id: Option<i64>, column: &str, value: String, reason: ConvertReason) -> ConvertError {
         ConvertError { entity: self.entity.name, db_id, column: column.to_string(), value, reason }
+    }
+}
+
+/// The fast path: nodes parsed straight from the response into the builders, as `ADDED` rows.
+///
+/// Any problem with a node fails it with a bare serde error (no [`ConvertError`]): the client then
+/// discards the page and hands it over as raw nodes, and [`PageConverter::convert_nodes`] reports
+/// exactly what is wrong. Both paths accept the same nodes and build the same rows (tested in
+/// `tests/streamed.rs`).
+impl NodeSink for PageConverter {
+    fn node<'de, D: Deserializer<'de>>(&mut self, node: D) -> Result<(), D::Error> {
+        let mut failure = None;
+        ObjectSeed {
+            object: &self.plan,
+            builders: &mut self.builders,
+            columns: self.entity.columns,
+            failure: &mut failure,
+            clock: &mut self.clock,
+            nullable: false,
+        }
+        .deserialize(node)?;
+        self.mutation_types.append_value(MutationType::Added.as_str());
+        if let Some(ColumnBuilder::Int64(builder)) = self.db_id_column.map(|c| &self.builders[c])
+            && let Some(&db_id) = builder.values_slice().get(self.streamed)
+            && !self.seen_db_ids.insert(db_id)
+        {
+            // The row stays in the builders: the client discards the whole page.
+            return Err(de::Error::custom("dbId appears twice in one page"));
+        }
+        self.streamed += 1;
+        Ok(())
+    }
+
+    fn discard(&mut self) {
+        self.reset();
+        self.seen_db_ids.clear();
+        self.streamed = 0;
     }
 }
 
@@ -386,15 +452,14 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let ObjectSeed { object, builders, columns, failure, clock, .. } = self.seed;
-        // Objects have at most a few dozen selected fields; a bit per field.
-        let mut seen = vec![false; object.fields.len()];
+        let mut seen = Seen::new(object.fields.len());
         while let Some(index) = map.next_key_seed(FieldMatcher(object))? {
             let Some(index) = index else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
             let field = &object.fields[index];
-            if std::mem::replace(&mut seen[index], true) {
+            if !seen.insert(index) {
                 return Err(fail(failure, &field.path, String::new(), ConvertReason::DuplicateField));
             }
             match &field.child {
@@ -410,7 +475,7 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
                 }
             }
         }
-        if let Some(missing) = seen.iter().position(|s| !s) {
+        if let Some(missing) = seen.first_missing() {
             return Err(fail(failure, &object.fields[missing].path, String::new(), ConvertReason::Missing));
         }
         Ok(())
@@ -440,6 +505,42 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<(), A::Error> {
         Err(self.wrong_type("array", String::new()))
+    }
+}
+
+/// Which of an object's selected fields were read: a bit mask (no allocation per object and node)
+/// up to 64 fields, a vector beyond.
+enum Seen {
+    Bits { bits: u64, len: usize },
+    Many(Vec<bool>),
+}
+
+impl Seen {
+    fn new(len: usize) -> Self {
+        if len <= 64 { Seen::Bits { bits: 0, len } } else { Seen::Many(vec![false; len]) }
+    }
+
+    /// Marks field `index`; false when it was already marked.
+    fn insert(&mut self, index: usize) -> bool {
+        match self {
+            Seen::Bits { bits, .. } => {
+                let bit = 1u64 << index;
+                let fresh = *bits & bit == 0;
+                *bits |= bit;
+                fresh
+            }
+            Seen::Many(seen) => !std::mem::replace(&mut seen[index], true),
+        }
+    }
+
+    fn first_missing(&self) -> Option<usize> {
+        match self {
+            Seen::Bits { bits, len } => {
+                let missing = (!bits).trailing_zeros() as usize;
+                (missing < *len).then_some(missing)
+            }
+            Seen::Many(seen) => seen.iter().position(|s| !s),
+        }
     }
 }
 

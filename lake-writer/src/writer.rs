@@ -171,6 +171,32 @@ impl PartWriter {
         self.write_batch(&batch).await
     }
 
+    /// Writes the rows `converter` took from a response through its
+    /// [`NodeSink`](xledger_model::page::NodeSink) side (the fast path of full loads), with this
+    /// part's `_synced_at`. The converter must be for this part's entity.
+    pub async fn write_streamed(&mut self, converter: &mut PageConverter) -> Result<(), LakeError> {
+        if converter.entity().name != self.converter.entity().name {
+            let reason = format!(
+                "internal: rows converted for {} written to a part of {}",
+                converter.entity().name,
+                self.converter.entity().name
+            );
+            xledger_model::page::NodeSink::discard(converter);
+            return Err(LakeError::Convert(crate::ConvertError {
+                entity: self.converter.entity().name,
+                db_id: None,
+                column: String::new(),
+                value: String::new(),
+                reason: crate::ConvertReason::MalformedJson(reason),
+            }));
+        }
+        if converter.streamed_rows() == 0 {
+            return Ok(());
+        }
+        let batch = converter.finish_streamed(self.synced_at)?;
+        self.write_batch(&batch).await
+    }
+
     /// Writes deletion rows (tombstones): `dbId`, `mutationType = DELETED`, `_synced_at`; the rest null.
     pub async fn write_deletions(&mut self, db_ids: &[i64]) -> Result<(), LakeError> {
         if db_ids.is_empty() {

@@ -55,6 +55,12 @@ impl fmt::Debug for XledgerClient {
     }
 }
 
+/// A successful response: read by the caller's fast path, or the `data` object.
+pub(crate) enum Reply<T> {
+    Fast(T),
+    Data(Box<RawValue>),
+}
+
 /// The request body of a GraphQL operation.
 #[derive(Serialize)]
 struct GraphQlBody<'a> {
@@ -192,11 +198,28 @@ impl XledgerClient {
         variables: serde_json::Value,
         ctx: RequestContext,
     ) -> Result<Box<RawValue>, ClientError> {
+        match self.execute_with(document, variables, ctx, |_, _| None::<std::convert::Infallible>).await? {
+            Reply::Data(data) => Ok(data),
+            Reply::Fast(never) => match never {},
+        }
+    }
+
+    /// [`execute_raw`](Self::execute_raw) with a fast path: see [`send_with`](Self::send_with).
+    pub(crate) async fn execute_with<T, F>(
+        &self,
+        document: &str,
+        variables: serde_json::Value,
+        ctx: RequestContext,
+        fast: F,
+    ) -> Result<Reply<T>, ClientError>
+    where
+        F: FnMut(u16, &str) -> Option<T>,
+    {
         let body = serde_json::to_vec(&GraphQlBody { query: document, variables: &variables }).map_err(|e| {
             ClientError::new(ErrorKind::InvalidArgument, ctx.clone(), format!("cannot serialize the request: {e}"))
                 .with_attempts(0)
         })?;
-        self.send(Bytes::from(body), &ctx).await
+        self.send_with(Bytes::from(body), &ctx, fast).await
     }
 
     /// What this client and its clones did since [`XledgerClient::new`].
@@ -207,12 +230,24 @@ impl XledgerClient {
     /// Sends `body` until it succeeds, fails in a way that is not retried, runs out of attempts,
     /// or would pass the deadline. Each retry is logged with its reason and counted.
     async fn send(&self, body: Bytes, ctx: &RequestContext) -> Result<Box<RawValue>, ClientError> {
+        match self.send_with(body, ctx, |_, _| None::<std::convert::Infallible>).await? {
+            Reply::Data(data) => Ok(data),
+            Reply::Fast(never) => match never {},
+        }
+    }
+
+    /// [`send`](Self::send), offering each response body (status, decompressed text) to `fast`
+    /// first: `Some` is the reply as it is; `None` reads the body the usual way (classify, retry).
+    pub(crate) async fn send_with<T, F>(&self, body: Bytes, ctx: &RequestContext, mut fast: F) -> Result<Reply<T>, ClientError>
+    where
+        F: FnMut(u16, &str) -> Option<T>,
+    {
         let policy = &self.inner.retry;
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let failure = match self.attempt(&body, ctx.entity.as_deref()).await {
-                Ok(data) => return Ok(data),
+            let failure = match self.attempt(&body, ctx.entity.as_deref(), &mut fast).await {
+                Ok(reply) => return Ok(reply),
                 Err(failure) => failure,
             };
             let message = self.inner.api_key.scrub(&failure.message);
@@ -263,7 +298,10 @@ impl XledgerClient {
     }
 
     /// One HTTP exchange under the in-flight limit, bounded by the request timeout and the deadline.
-    async fn attempt(&self, body: &Bytes, entity: Option<&str>) -> Result<Box<RawValue>, Failure> {
+    async fn attempt<T, F>(&self, body: &Bytes, entity: Option<&str>, fast: &mut F) -> Result<Reply<T>, Failure>
+    where
+        F: FnMut(u16, &str) -> Option<T>,
+    {
         let inner = &self.inner;
         let deadline_failure = || Failure::new(ErrorKind::DeadlineExceeded, "the deadline passed before a response");
         if inner.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
@@ -298,7 +336,12 @@ impl XledgerClient {
             None => exchange.await?,
         };
         let text = self.decode(encoding.as_ref(), raw)?;
-        classify_response(status, &text).map(|data| data.to_owned())
+        if (200..300).contains(&status)
+            && let Some(reply) = fast(status, &text)
+        {
+            return Ok(Reply::Fast(reply));
+        }
+        classify_response(status, &text).map(|data| Reply::Data(data.to_owned()))
     }
 
     async fn exchange(&self, body: Bytes, entity: Option<&str>) -> Result<(u16, Option<HeaderValue>, Vec<u8>), Failure> {
@@ -458,4 +501,5 @@ mod tests {
         assert_eq!(gunzip(cut, 1 << 20).map_err(|f| f.kind), Err(ErrorKind::TruncatedResponse));
         assert_eq!(gunzip(b"not gzip at all", 1 << 20).map_err(|f| f.kind), Err(ErrorKind::MalformedResponse));
     }
+
 }

@@ -76,10 +76,11 @@ mod client;
 mod config;
 mod error;
 mod pages;
+mod stream;
 mod stats;
 
 pub use client::XledgerClient;
 pub use config::{ApiKey, ClientConfig, RetryPolicy, XLEDGER_MAX_PAGE_SIZE, default_user_agent};
 pub use error::{ClientError, ErrorKind, RequestContext};
-pub use pages::{FeedPosition, PROBE_OPERATION};
+pub use pages::{FeedPosition, ItemsPage, ItemsPager, PROBE_OPERATION};
 pub use stats::{ClientStats, EntityTraffic};

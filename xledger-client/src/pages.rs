@@ -4,14 +4,17 @@
 use std::collections::{HashMap, HashSet};
 
 use futures::future::Either;
-use futures::stream::{self, Stream, StreamExt};
+use std::fmt;
+
+use futures::stream::{self as futures_stream, Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use xledger_model::page::{DeltaPage, RawPage};
+use xledger_model::page::{DeltaPage, NodeSink, RawPage};
 use xledger_model::{DbIdKind, EntitySpec, OperationDoc};
 
-use crate::client::XledgerClient;
+use crate::client::{Reply, XledgerClient};
+use crate::stream::{self, FastPage};
 use crate::error::{ClientError, ErrorKind, RequestContext};
 
 /// The operation name of the batched change-feed probe.
@@ -52,12 +55,35 @@ impl FeedPosition {
 }
 
 /// What the pagers need to know about a page, whatever its node type.
-trait Page: DeserializeOwned + Send + 'static {
+trait Cursors {
     fn last_cursor(&self) -> Option<&str>;
     fn has_next_page(&self) -> bool;
 }
 
-impl Page for RawPage {
+/// A page type the careful path decodes from the `data` object.
+trait Page: Cursors + DeserializeOwned + Send + 'static {}
+
+impl<P: Cursors + DeserializeOwned + Send + 'static> Page for P {}
+
+impl Cursors for FastPage {
+    fn last_cursor(&self) -> Option<&str> {
+        self.last_cursor.as_deref()
+    }
+    fn has_next_page(&self) -> bool {
+        self.has_next_page
+    }
+}
+
+impl Cursors for std::convert::Infallible {
+    fn last_cursor(&self) -> Option<&str> {
+        match *self {}
+    }
+    fn has_next_page(&self) -> bool {
+        match *self {}
+    }
+}
+
+impl Cursors for RawPage {
     fn last_cursor(&self) -> Option<&str> {
         self.edges.last().map(|e| e.cursor.as_str())
     }
@@ -66,7 +92,7 @@ impl Page for RawPage {
     }
 }
 
-impl Page for DeltaPage {
+impl Cursors for DeltaPage {
     fn last_cursor(&self) -> Option<&str> {
         self.edges.last().map(|e| e.cursor.as_str())
     }
@@ -133,7 +159,7 @@ fn check_page_size(page_size: usize, max: usize, ctx: &RequestContext) -> Result
 
 /// Checks that a page lets pagination make progress and returns the next `after`, or `None`
 /// when the page was the last.
-fn next_after<P: Page>(page: &P, requested: &HashSet<Option<String>>, ctx: &RequestContext) -> Result<Option<String>, ClientError> {
+fn next_after<P: Cursors>(page: &P, requested: &HashSet<Option<String>>, ctx: &RequestContext) -> Result<Option<String>, ClientError> {
     if !page.has_next_page() {
         return Ok(None);
     }
@@ -183,42 +209,166 @@ where
     })
 }
 
+/// A page of items from [`ItemsPager::next_into`].
+#[derive(Debug)]
+pub enum ItemsPage {
+    /// The usual case: the response was read in one pass and its `rows` nodes went straight into
+    /// the sink, which now holds them.
+    Streamed {
+        rows: usize,
+        /// The last edge's cursor (`None` for an empty page).
+        last_cursor: Option<String>,
+    },
+    /// The response was not a plain page the one-pass reader accepts (a node the sink refused, or
+    /// a shape it does not take), but the careful path did accept it: the nodes are here as raw
+    /// JSON and the sink holds none of them. Convert them with the sink's careful path, which
+    /// names exactly what is wrong with a bad node.
+    Raw(RawPage),
+}
+
+impl ItemsPage {
+    /// Edges on the page.
+    pub fn rows(&self) -> usize {
+        match self {
+            ItemsPage::Streamed { rows, .. } => *rows,
+            ItemsPage::Raw(page) => page.edges.len(),
+        }
+    }
+
+    /// The last edge's cursor: where a resumed load continues.
+    pub fn last_cursor(&self) -> Option<&str> {
+        match self {
+            ItemsPage::Streamed { last_cursor, .. } => last_cursor.as_deref(),
+            ItemsPage::Raw(page) => page.last_cursor(),
+        }
+    }
+}
+
+/// Pages an entity's items into a [`NodeSink`]: see [`XledgerClient::items_pager`].
+pub struct ItemsPager<'a> {
+    client: &'a XledgerClient,
+    pager: Pager,
+}
+
+impl fmt::Debug for ItemsPager<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ItemsPager").field("operation", &self.pager.label).field("page", &self.pager.page).finish_non_exhaustive()
+    }
+}
+
+impl ItemsPager<'_> {
+    /// Fetches the next page, feeding its nodes into `sink` as the response is parsed (the page is
+    /// read once: no raw copy of the nodes is kept). `None` once the last page was returned or
+    /// after an error. The paging rules and errors are those of [`XledgerClient::items_pages`];
+    /// a response that is retried leaves nothing in the sink.
+    pub async fn next_into<S: NodeSink + Send>(&mut self, sink: &mut S) -> Option<Result<ItemsPage, ClientError>> {
+        let root = self.pager.root_field;
+        let page = self
+            .client
+            .next_page::<RawPage, FastPage, _>(&mut self.pager, |_, body| stream::read_page(body, root, &mut *sink))
+            .await?;
+        Some(page.map(|page| match page {
+            Either::Left(fast) => ItemsPage::Streamed { rows: fast.rows, last_cursor: fast.last_cursor },
+            Either::Right(raw) => ItemsPage::Raw(raw),
+        }))
+    }
+}
+
 impl XledgerClient {
-    fn pages<P: Page>(&self, pager: Pager) -> impl Stream<Item = Result<P, ClientError>> + Send + '_ {
-        let max_page_size = self.inner.max_page_size;
-        stream::unfold(pager, move |mut pager| async move {
-            if pager.done {
-                return None;
-            }
-            pager.page += 1;
-            let ctx = pager.context();
-            if let Err(e) = check_page_size(pager.page_size, max_page_size, &ctx) {
-                pager.done = true;
-                return Some((Err(e), pager));
-            }
-            let mut variables = pager.fixed_variables.clone();
-            variables.insert("first".to_string(), json!(pager.page_size));
-            if let Some(after) = &pager.after {
-                variables.insert("after".to_string(), json!(after));
-            }
-            pager.requested.insert(pager.after.clone());
-            let result = match self.execute_raw(pager.operation.document, Value::Object(variables), ctx.clone()).await {
-                Ok(data) => root_field::<P>(&data, pager.root_field, &ctx),
-                Err(e) => Err(e),
+    /// Requests the pager's next page; each response is offered to `fast` first (see
+    /// [`XledgerClient::send_with`]) and otherwise decoded as `P`. `None` when the pager is done.
+    async fn next_page<P, T, F>(&self, pager: &mut Pager, fast: F) -> Option<Result<Either<T, P>, ClientError>>
+    where
+        P: Page,
+        T: Cursors,
+        F: FnMut(u16, &str) -> Option<T>,
+    {
+        if pager.done {
+            return None;
+        }
+        pager.page += 1;
+        let ctx = pager.context();
+        if let Err(e) = check_page_size(pager.page_size, self.inner.max_page_size, &ctx) {
+            pager.done = true;
+            return Some(Err(e));
+        }
+        let mut variables = pager.fixed_variables.clone();
+        variables.insert("first".to_string(), json!(pager.page_size));
+        if let Some(after) = &pager.after {
+            variables.insert("after".to_string(), json!(after));
+        }
+        pager.requested.insert(pager.after.clone());
+        let result = match self.execute_with(pager.operation.document, Value::Object(variables), ctx.clone(), fast).await {
+            Ok(Reply::Fast(page)) => Ok(Either::Left(page)),
+            Ok(Reply::Data(data)) => root_field::<P>(&data, pager.root_field, &ctx).map(Either::Right),
+            Err(e) => Err(e),
+        };
+        let result = result.and_then(|page| {
+            let next = match &page {
+                Either::Left(fast) => next_after(fast, &pager.requested, &ctx)?,
+                Either::Right(careful) => next_after(careful, &pager.requested, &ctx)?,
             };
-            let result = result.and_then(|page| Ok((next_after(&page, &pager.requested, &ctx)?, page)));
-            match result {
-                Ok((next, page)) => {
-                    pager.done = next.is_none();
-                    pager.after = next;
-                    Some((Ok(page), pager))
-                }
-                Err(e) => {
-                    pager.done = true;
-                    Some((Err(e), pager))
-                }
+            Ok((next, page))
+        });
+        match result {
+            Ok((next, page)) => {
+                pager.done = next.is_none();
+                pager.after = next;
+                Some(Ok(page))
             }
+            Err(e) => {
+                pager.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    fn pages<P: Page>(&self, pager: Pager) -> impl Stream<Item = Result<P, ClientError>> + Send + '_ {
+        futures_stream::unfold(pager, move |mut pager| async move {
+            let page = self.next_page::<P, std::convert::Infallible, _>(&mut pager, |_, _| None).await?;
+            let page = page.map(|page| match page {
+                Either::Left(never) => match never {},
+                Either::Right(page) => page,
+            });
+            Some((page, pager))
         })
+    }
+
+    /// Like [`XledgerClient::items_pages`], but each page's nodes go straight into a [`NodeSink`]
+    /// while the response is parsed: the fast path for full loads, one pass over each page instead
+    /// of a raw copy of every node parsed again later.
+    ///
+    /// ```no_run
+    /// # async fn example(client: xledger_client::XledgerClient) -> Result<(), xledger_client::ClientError> {
+    /// use serde::Deserializer;
+    /// use xledger_client::ItemsPage;
+    /// use xledger_model::page::NodeSink;
+    ///
+    /// /// Counts nodes.
+    /// struct Count(usize);
+    /// impl NodeSink for Count {
+    ///     fn node<'de, D: Deserializer<'de>>(&mut self, node: D) -> Result<(), D::Error> {
+    ///         serde::de::IgnoredAny::deserialize(node)?;
+    ///         self.0 += 1;
+    ///         Ok(())
+    ///     }
+    ///     fn discard(&mut self) {}
+    /// }
+    /// # use serde::Deserialize;
+    ///
+    /// let timesheets = xledger_model::entity("timesheets").expect("built-in entity");
+    /// let mut pager = client.items_pager(timesheets, 10_000, None);
+    /// let mut sink = Count(0);
+    /// while let Some(page) = pager.next_into(&mut sink).await {
+    ///     match page? {
+    ///         ItemsPage::Streamed { rows, .. } => println!("{rows} rows streamed"),
+    ///         ItemsPage::Raw(page) => println!("{} raw nodes to convert the careful way", page.edges.len()),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn items_pager(&self, entity: &'static EntitySpec, page_size: usize, after: Option<String>) -> ItemsPager<'_> {
+        ItemsPager { client: self, pager: Pager::new(entity, entity.items_page, entity.items_field, page_size, after) }
     }
 
     /// Pages an entity's items oldest first with `first: page_size`, starting after `after`
@@ -264,11 +414,11 @@ impl XledgerClient {
         };
         let operation = match operation {
             Ok(operation) => operation,
-            Err(e) => return Either::Left(stream::once(futures::future::ready(Err(e)))),
+            Err(e) => return Either::Left(futures_stream::once(futures::future::ready(Err(e)))),
         };
         let chunks: Vec<Vec<i64>> = db_ids.chunks(chunk_size).map(<[i64]>::to_vec).collect();
         let chunk_count = chunks.len();
-        let pages = stream::iter(chunks.into_iter().enumerate()).flat_map(move |(index, chunk)| {
+        let pages = futures_stream::iter(chunks.into_iter().enumerate()).flat_map(move |(index, chunk)| {
             let ids: Vec<Value> = match entity.db_id_kind {
                 DbIdKind::Int64String => chunk.iter().map(|id| Value::String(id.to_string())).collect(),
                 DbIdKind::Int => chunk.iter().map(|id| json!(id)).collect(),
@@ -295,7 +445,7 @@ impl XledgerClient {
             (Some(operation), Some(field)) => {
                 Either::Left(self.pages::<DeltaPage>(Pager::new(entity, operation, field, page_size, after)))
             }
-            _ => Either::Right(stream::once(futures::future::ready(Err(no_change_feed(entity))))),
+            _ => Either::Right(futures_stream::once(futures::future::ready(Err(no_change_feed(entity))))),
         }
     }
 

@@ -7,7 +7,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request};
-use xledger_client::{ErrorKind, RequestContext, XledgerClient};
+use xledger_client::{ErrorKind, ItemsPage, RequestContext, XledgerClient};
 use xledger_model::page::{MutationType, RawPage};
 use xledger_model::{EntitySpec, entity};
 
@@ -299,4 +299,96 @@ async fn traffic_is_counted_per_entity_as_well_as_in_total() {
     assert_eq!(timesheets.bytes_received, stats.bytes_received);
     assert!(timesheets.bytes_received > 0);
     assert_eq!(stats.entity("projects"), xledger_client::EntityTraffic::default());
+}
+
+/// A sink keeping node texts; refuses a node whose `dbId` is `"bad"`.
+#[derive(Default)]
+struct Nodes {
+    taken: Vec<String>,
+    discards: usize,
+}
+
+impl xledger_model::page::NodeSink for Nodes {
+    fn node<'de, D: serde::Deserializer<'de>>(&mut self, node: D) -> Result<(), D::Error> {
+        let value: Value = serde::Deserialize::deserialize(node)?;
+        if value["dbId"] == json!("bad") {
+            return Err(serde::de::Error::custom("refused"));
+        }
+        self.taken.push(value["dbId"].as_str().unwrap_or_default().to_string());
+        Ok(())
+    }
+    fn discard(&mut self) {
+        self.taken.clear();
+        self.discards += 1;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_pager_streams_nodes_into_the_sink_and_follows_the_cursor() {
+    let server = common::server().await;
+    mount_page(&server, None, page_body("timesheets", &[("c1", node("1")), ("c2", node("2"))], true)).await;
+    mount_page(&server, Some("c2"), page_body("timesheets", &[("c3", node("3"))], false)).await;
+    let client = client(paused_config(&server));
+
+    let mut pager = client.items_pager(timesheets(), 2, None);
+    let mut sink = Nodes::default();
+    let first = pager.next_into(&mut sink).await.expect("a first page").expect("streamed");
+    assert!(matches!(&first, ItemsPage::Streamed { rows: 2, last_cursor: Some(c) } if c == "c2"), "{first:?}");
+    assert_eq!(sink.taken, ["1", "2"]);
+    sink.taken.clear();
+    let second = pager.next_into(&mut sink).await.expect("a second page").expect("streamed");
+    assert_eq!((second.rows(), second.last_cursor()), (1, Some("c3")));
+    assert_eq!(sink.taken, ["3"]);
+    assert!(pager.next_into(&mut sink).await.is_none(), "hasNextPage: false ends the pager");
+    assert_eq!(sink.discards, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_the_sink_refuses_comes_back_raw_with_nothing_left_in_the_sink() {
+    let server = common::server().await;
+    let body = page_body("timesheets", &[("c1", node("1")), ("c2", node("bad")), ("c3", node("3"))], false);
+    mount_page(&server, None, body).await;
+    let client = client(paused_config(&server));
+
+    let mut pager = client.items_pager(timesheets(), 3, None);
+    let mut sink = Nodes::default();
+    let page = pager.next_into(&mut sink).await.expect("a page").expect("the careful path accepts the page");
+    let ItemsPage::Raw(raw) = &page else { panic!("expected raw nodes, got {page:?}") };
+    assert_eq!(raw.edges.len(), 3);
+    assert_eq!(raw.edges[1].node.get(), r#"{"dbId":"bad","project":null,"workingHours":"7.50"}"#);
+    assert_eq!((page.rows(), page.last_cursor()), (3, Some("c3")));
+    assert!(sink.taken.is_empty());
+    assert_eq!(sink.discards, 1);
+    assert_eq!(server.received_requests().await.expect("recording is on").len(), 1, "no second request");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retried_response_leaves_nothing_in_the_sink_and_errors_keep_their_kind() {
+    let server = common::server().await;
+    // First a page with data AND a burst-limit error (retried), then the clean page.
+    let mut spoiled = page_body("timesheets", &[("c1", node("1"))], false);
+    spoiled["errors"] = json!([{ "message": "slow down", "code": "BAD_REQUEST.BURST_RATE_LIMIT_REACHED" }]);
+    Mock::given(method("POST")).respond_with(json_response(spoiled)).up_to_n_times(1).mount(&server).await;
+    mount_page(&server, None, page_body("timesheets", &[("c1", node("1"))], false)).await;
+    let client = client(paused_config(&server));
+
+    let mut pager = client.items_pager(timesheets(), 3, None);
+    let mut sink = Nodes::default();
+    let page = pager.next_into(&mut sink).await.expect("a page").expect("the retry succeeds");
+    assert!(matches!(page, ItemsPage::Streamed { rows: 1, .. }), "{page:?}");
+    assert_eq!(sink.taken, ["1"], "the refused attempt's node was discarded, the retry's kept");
+    assert_eq!(sink.discards, 1);
+    assert_eq!(client.stats().retries(), 1);
+
+    // A cursor that does not advance is still caught on the fast path.
+    let server = common::server().await;
+    mount_page(&server, None, page_body("timesheets", &[("c1", node("1"))], true)).await;
+    mount_page(&server, Some("c1"), page_body("timesheets", &[("c1", node("2"))], true)).await;
+    let client = common::client(paused_config(&server));
+    let mut pager = client.items_pager(timesheets(), 1, None);
+    let mut sink = Nodes::default();
+    assert!(pager.next_into(&mut sink).await.expect("page 1").is_ok());
+    let error = pager.next_into(&mut sink).await.expect("page 2").expect_err("the cursor repeats");
+    assert_eq!(error.kind(), &ErrorKind::CursorDidNotAdvance);
+    assert!(pager.next_into(&mut sink).await.is_none(), "nothing after an error");
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use lake_writer::{CommittedFile, FileKind, PartSpec, PartWriter, RunStamp};
+use lake_writer::{CommittedFile, FileKind, PageConverter, PartSpec, PartWriter, RunStamp};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sync_state::{
@@ -13,7 +13,7 @@ use sync_state::{
     PendingPart, Phase, RunSummary, Version,
 };
 use tokio::time::Instant;
-use xledger_client::{ClientError, ErrorKind};
+use xledger_client::{ClientError, ErrorKind, ItemsPage};
 use xledger_model::EntitySpec;
 use xledger_model::page::{DeltaPage, MutationType};
 use xledger_model::scalars::Int64String;
@@ -309,7 +309,11 @@ async fn full_resume(
     let stamp: RunStamp = progress.run_stamp.parse().map_err(|e| anyhow!("{}: bad run stamp in state: {e}", entity.name))?;
     let mut part: Option<PartWriter> = None;
     let mut last_cursor: Option<String> = None;
-    let mut pages = Box::pin(engine.client.items_pages(entity, engine.config.page_size, progress.items_cursor.clone()));
+    // Each page is parsed once, straight from the response into the converter's Arrow builders
+    // (ItemsPage::Streamed); a page the one-pass reader does not take arrives as raw nodes and is
+    // converted the careful way, which names whatever is wrong with a node.
+    let mut pager = engine.client.items_pager(entity, engine.config.page_size, progress.items_cursor.clone());
+    let mut converter = PageConverter::new(entity);
     loop {
         if let Some(reason) = stop.check() {
             if let Some(writer) = part.take() {
@@ -317,7 +321,7 @@ async fn full_resume(
             }
             return Ok(FullEnd::Stopped(reason));
         }
-        let Some(page) = pages.next().await else { break };
+        let Some(page) = pager.next_into(&mut converter).await else { break };
         let page = match page {
             Ok(page) => page,
             Err(err) => {
@@ -327,23 +331,30 @@ async fn full_resume(
                 return Err(anyhow::Error::new(err));
             }
         };
-        if page.edges.is_empty() {
+        let rows = page.rows();
+        if rows == 0 {
             continue;
         }
         if part.is_none() {
             part = Some(open_part(engine, entity, &progress, stamp).await?);
         }
         let Some(writer) = part.as_mut() else { unreachable!("opened just above") };
-        let nodes: Vec<(&RawValue, MutationType)> = page.edges.iter().map(|e| (&*e.node, MutationType::Added)).collect();
-        if let Err(err) = writer.write_nodes(&nodes).await {
+        let written = match &page {
+            ItemsPage::Streamed { .. } => writer.write_streamed(&mut converter).await,
+            ItemsPage::Raw(raw) => {
+                let nodes: Vec<(&RawValue, MutationType)> = raw.edges.iter().map(|e| (&*e.node, MutationType::Added)).collect();
+                writer.write_nodes(&nodes).await
+            }
+        };
+        if let Err(err) = written {
             if let Some(writer) = part.take() {
                 writer.abort().await.ok();
             }
             return Err(anyhow::Error::new(err).context(format!("{}: converting a page of items", entity.name)));
         }
-        counts.added += nodes.len() as u64;
-        engine.progress.rows(entity.name, nodes.len() as u64);
-        last_cursor = page.edges.last().map(|e| e.cursor.clone());
+        counts.added += rows as u64;
+        engine.progress.rows(entity.name, rows as u64);
+        last_cursor = page.last_cursor().map(str::to_string);
         if writer.is_full()
             && let Some(writer) = part.take()
         {
