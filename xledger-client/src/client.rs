@@ -389,7 +389,31 @@ impl XledgerClient {
     }
 }
 
+/// Inflates a gzip body. The usual case (one complete gzip member whose trailer's ISIZE gives the
+/// inflated size) goes through libdeflate in one call; anything else (a truncated or corrupt
+/// stream, a size beyond `max_bytes`, more than one member) is read by flate2's streaming decoder,
+/// which also tells a truncated body from a malformed one.
 fn gunzip(raw: &[u8], max_bytes: usize) -> Result<Vec<u8>, Failure> {
+    if let Some(out) = gunzip_whole(raw, max_bytes) {
+        return Ok(out);
+    }
+    gunzip_streaming(raw, max_bytes)
+}
+
+fn gunzip_whole(raw: &[u8], max_bytes: usize) -> Option<Vec<u8>> {
+    // 10-byte header + 8-byte trailer (CRC32, ISIZE) around at least an empty deflate block.
+    let trailer = raw.len().checked_sub(4).and_then(|at| raw.get(at..))?;
+    let size = usize::try_from(u32::from_le_bytes(trailer.try_into().ok()?)).ok()?;
+    if raw.len() < 18 || size > max_bytes {
+        return None;
+    }
+    let mut out = vec![0u8; size];
+    // Checks the CRC32 and that the stream ends exactly at the trailer.
+    let written = libdeflater::Decompressor::new().gzip_decompress(raw, &mut out).ok()?;
+    (written == size).then_some(out)
+}
+
+fn gunzip_streaming(raw: &[u8], max_bytes: usize) -> Result<Vec<u8>, Failure> {
     let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX).saturating_add(1);
     let mut out = Vec::with_capacity(raw.len().saturating_mul(8).min(max_bytes));
     match flate2::read::GzDecoder::new(raw).take(limit).read_to_end(&mut out) {
@@ -502,4 +526,38 @@ mod tests {
         assert_eq!(gunzip(b"not gzip at all", 1 << 20).map_err(|f| f.kind), Err(ErrorKind::MalformedResponse));
     }
 
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).expect("write to a Vec");
+        encoder.finish().expect("finish a Vec")
+    }
+
+    #[test]
+    fn gunzip_takes_whole_members_and_falls_back_for_everything_else() {
+        let text: Vec<u8> = (0..200_000u32).flat_map(|i| format!("{{\"dbId\":{i}}},").into_bytes()).collect();
+        let gz = gzip(&text);
+        assert_eq!(gunzip_whole(&gz, 1 << 24).as_deref(), Some(&text[..]));
+        assert_eq!(gunzip(&gz, 1 << 24).expect("a whole member"), text);
+        assert_eq!(gunzip(&gzip(b""), 16).expect("an empty body"), b"");
+        // Over the limit: refused by both paths.
+        assert_eq!(gunzip_whole(&gz, text.len() - 1), None);
+        assert_eq!(gunzip(&gz, text.len() - 1).map_err(|f| f.kind), Err(ErrorKind::ResponseTooLarge));
+        // A corrupted CRC: the whole-buffer path refuses it, the streaming path names it.
+        let mut bad_crc = gz.clone();
+        let at = bad_crc.len() - 8;
+        bad_crc[at] ^= 0xff;
+        assert_eq!(gunzip_whole(&bad_crc, 1 << 24), None);
+        assert_eq!(gunzip(&bad_crc, 1 << 24).map_err(|f| f.kind), Err(ErrorKind::MalformedResponse));
+        // Truncated: whatever the last four bytes say, it is truncated.
+        for cut in [gz.len() - 1, gz.len() - 9, gz.len() / 2, 12] {
+            assert_eq!(gunzip_whole(&gz[..cut], 1 << 24), None, "cut at {cut}");
+            assert_eq!(gunzip(&gz[..cut], 1 << 24).map_err(|f| f.kind), Err(ErrorKind::TruncatedResponse), "cut at {cut}");
+        }
+        // Two members: libdeflate reads one, so the streaming decoder (one member, as before) decides.
+        let mut two = gzip(b"first");
+        two.extend(gzip(b"second"));
+        assert_eq!(gunzip_whole(&two, 1 << 10), None);
+        assert_eq!(gunzip(&two, 1 << 10).expect("the first member"), b"first");
+    }
 }
