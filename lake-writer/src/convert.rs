@@ -25,7 +25,7 @@ use arrow::array::{
 };
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use xledger_model::page::{MutationType, NodeSink};
@@ -749,40 +749,77 @@ impl<'de> Visitor<'de> for LeafSeed<'_> {
 /// Xledger date-times → UTC microseconds, fast.
 ///
 /// The text is read by [`xledger_model::time::parse_wall_clock`] (by hand for the exact
-/// `yyyy-MM-ddTHH:mm:ss` shape, which accepts or refuses it). The Central European offset is constant within a wall-clock hour
-/// (transitions happen on whole hours, and the gap and overlap hours resolve to UTC+1 throughout,
-/// see [`xledger_model::time`]), so it is computed once per hour with
-/// [`xledger_model::time::oslo_to_utc`] and remembered. A property test checks this path against
-/// `parse_xledger_datetime` (`fast_path_agrees_with_xledger_model`).
-#[derive(Debug, Default)]
+/// `yyyy-MM-ddTHH:mm:ss` shape, which accepts or refuses it). The Central European offset is
+/// constant within a wall-clock hour (transitions happen on whole hours, and the gap and overlap
+/// hours resolve to UTC+1 throughout, see [`xledger_model::time`]), and on all but two days a year
+/// constant for the whole day. So the offset is remembered per day, in a direct-mapped table
+/// (4 096 days: any eleven consecutive years without a collision), computed on a miss from the 24
+/// hour starts with [`xledger_model::time::oslo_to_utc`]; a day whose offset changes is looked
+/// up per hour instead. A property test checks this path against `parse_xledger_datetime`
+/// (`fast_path_agrees_with_xledger_model`).
+#[derive(Debug)]
 struct WallClockCache {
-    /// Wall-clock hour (seconds since 1970 of the hour start, read as UTC) → UTC offset in seconds.
-    offsets: std::collections::HashMap<i64, i64>,
+    /// Slot `day % DAYS`: (wall-clock day number since 1970, its offset in seconds, or
+    /// [`Self::CHANGES`] for a day whose offset changes). `i64::MIN` marks an empty slot.
+    days: Box<[(i64, i64)]>,
+    /// Wall-clock hour (seconds since 1970 of the hour start, read as UTC) → UTC offset in seconds,
+    /// for days whose offset changes.
+    hours: std::collections::HashMap<i64, i64>,
 }
 
-impl WallClockCache {
-    const MAX_ENTRIES: usize = 1 << 16;
-
-    fn utc_micros(&mut self, text: &str) -> Result<i64, String> {
-        let wall = xledger_model::time::parse_wall_clock(text).map_err(|e| e.to_string())?;
-        let wall_micros = wall.and_utc().timestamp_micros();
-        let hour = wall.and_utc().timestamp().div_euclid(3600) * 3600;
-        let offset = match self.offsets.get(&hour) {
-            Some(offset) => *offset,
-            None => {
-                let hour_start = wall.date().and_hms_opt(wall.time().hour(), 0, 0).unwrap_or(wall);
-                let offset = hour_start.and_utc().timestamp() - xledger_model::time::oslo_to_utc(hour_start).timestamp();
-                if self.offsets.len() >= Self::MAX_ENTRIES {
-                    self.offsets.clear();
-                }
-                self.offsets.insert(hour, offset);
-                offset
-            }
-        };
-        Ok(wall_micros - offset * 1_000_000)
+impl Default for WallClockCache {
+    fn default() -> Self {
+        WallClockCache { days: vec![(i64::MIN, 0); Self::DAYS].into_boxed_slice(), hours: std::collections::HashMap::new() }
     }
 }
 
+impl WallClockCache {
+    const DAYS: usize = 4096;
+    const MAX_HOURS: usize = 1 << 16;
+    /// Not an offset (offsets are within ±24 h).
+    const CHANGES: i64 = i64::MAX;
+
+    fn utc_micros(&mut self, text: &str) -> Result<i64, String> {
+        let wall = xledger_model::time::parse_wall_clock(text).map_err(|e| e.to_string())?.and_utc();
+        let wall_seconds = wall.timestamp();
+        let day = wall_seconds.div_euclid(86_400);
+        let slot = &mut self.days[day.rem_euclid(Self::DAYS as i64) as usize];
+        if slot.0 != day {
+            *slot = (day, Self::day_offset(day));
+        }
+        let offset = match slot.1 {
+            Self::CHANGES => self.hour_offset(wall_seconds.div_euclid(3600) * 3600),
+            offset => offset,
+        };
+        Ok(wall.timestamp_micros() - offset * 1_000_000)
+    }
+
+    /// The offset in force all day long, or [`Self::CHANGES`].
+    fn day_offset(day: i64) -> i64 {
+        let offset = |hour: i64| Self::offset_at(day * 86_400 + hour * 3600);
+        let first = offset(0);
+        if (1..24).all(|hour| offset(hour) == first) { first } else { Self::CHANGES }
+    }
+
+    fn hour_offset(&mut self, hour_start: i64) -> i64 {
+        if let Some(offset) = self.hours.get(&hour_start) {
+            return *offset;
+        }
+        let offset = Self::offset_at(hour_start);
+        if self.hours.len() >= Self::MAX_HOURS {
+            self.hours.clear();
+        }
+        self.hours.insert(hour_start, offset);
+        offset
+    }
+
+    /// The offset at a wall-clock hour start (seconds since 1970, read as UTC). The default for
+    /// an unrepresentable instant is never used: day numbers come from parsed dates.
+    fn offset_at(wall_hour_start: i64) -> i64 {
+        let Some(wall) = DateTime::from_timestamp(wall_hour_start, 0) else { return 0 };
+        wall_hour_start - xledger_model::time::oslo_to_utc(wall.naive_utc()).timestamp()
+    }
+}
 
 /// `yyyy-MM-dd` via [`xledger_model::time::parse_xledger_date`].
 fn parse_date(text: &str) -> Result<NaiveDate, String> {
