@@ -445,3 +445,45 @@ print(json.dumps(rows))
         assert_eq!(row[9], "ADDED");
     }
 }
+
+/// Whether every data page of the column (in every row group) is dictionary-encoded, and whether
+/// any is plain.
+fn data_page_encodings(metadata: &parquet::file::metadata::ParquetMetaData, column: &str) -> (bool, bool) {
+    use parquet::basic::Encoding;
+    let mut all_dictionary = true;
+    let mut any_plain = false;
+    for row_group in metadata.row_groups() {
+        let chunk = row_group.columns().iter().find(|c| c.column_path().string() == column).unwrap();
+        let mask = chunk.page_encoding_stats_mask().expect("the writer records page encodings");
+        all_dictionary &= chunk.dictionary_page_offset().is_some() && mask.is_only(Encoding::RLE_DICTIONARY);
+        any_plain |= mask.is_set(Encoding::PLAIN);
+    }
+    (all_dictionary, any_plain)
+}
+
+#[tokio::test]
+async fn repeating_values_keep_their_dictionary_and_near_unique_ones_fall_back_to_plain() {
+    let lake = Lake::open("memory://", LakeOptions::default()).await.unwrap();
+    let customers = entity("customers").unwrap();
+    // 60 000 rows in one row group: 40 distinct descriptions; 20 000 distinct 20-byte codes (a
+    // ~0.5 MB dictionary: under Parquet's default 1 MiB limit, over ours).
+    let mut nodes = support::nodes(customers, 1, 60_000, 3, NO_NULLS);
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node["description"] = json!(format!("Customer group {}", i % 40));
+        node["code"] = json!(format!("{:020}", ((i % 20_000) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    }
+    let options = WriterOptions { row_group_rows: 60_000, ..WriterOptions::default() };
+    let stamp = stamp("20240711_21_17_09");
+    let pages = [support::raw(&nodes)];
+    let file = write_part(&lake, customers, spec(FileKind::FullSync, stamp, None, stamp.as_datetime()), &pages, &options).await.unwrap();
+    let bytes: Bytes = lake.store().get(&lake.path_of("customers", &file.name).unwrap()).await.unwrap().bytes().await.unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    let metadata = builder.metadata();
+    assert_eq!(data_page_encodings(metadata, "description"), (true, false), "description keeps its dictionary");
+    let (_, plain) = data_page_encodings(metadata, "code");
+    assert!(plain, "code falls back to plain once its dictionary passes 64 KiB");
+    // Values are the same either way.
+    let batches: Vec<_> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+    let rows: Vec<CanonicalRow> = batches.iter().flat_map(|b| canonical_rows_from_batch(customers, b).unwrap()).collect();
+    assert_eq!(rows, expected_rows(customers, &nodes));
+}
