@@ -20,10 +20,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
+    Array, ArrayRef, BooleanBuilder, PrimitiveArray, PrimitiveBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{ArrowPrimitiveType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -212,8 +212,8 @@ impl PageConverter {
     }
 
     fn finish_batch(&mut self, rows: usize, synced_at: DateTime<Utc>) -> Result<RecordBatch, ConvertError> {
-        let mut arrays: Vec<ArrayRef> = self.builders.iter_mut().map(ColumnBuilder::finish).collect();
-        arrays.push(Arc::new(self.mutation_types.finish()));
+        let mut arrays: Vec<ArrayRef> = self.builders.iter_mut().map(ColumnBuilder::finish_and_reserve).collect();
+        arrays.push(Arc::new(finish_strings_and_reserve(&mut self.mutation_types)));
         arrays.push(Arc::new(
             TimestampMicrosecondArray::from_value(synced_at.timestamp_micros(), rows).with_timezone("UTC"),
         ));
@@ -338,6 +338,21 @@ impl ColumnBuilder {
         }
     }
 
+    /// Finishes the array and leaves the builder with room for as many rows (and string bytes) as
+    /// it just held: pages are alike, so the next page appends without growing its buffers
+    /// doubling by doubling (copies, and a heap fragmented by buffers of every size).
+    fn finish_and_reserve(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Int64(b) => Arc::new(finish_primitive_and_reserve(b)),
+            ColumnBuilder::Decimal { builder, .. } => Arc::new(finish_primitive_and_reserve(builder)),
+            ColumnBuilder::Date(b) => Arc::new(finish_primitive_and_reserve(b)),
+            ColumnBuilder::Timestamp(b) => Arc::new(finish_primitive_and_reserve(b)),
+            ColumnBuilder::Float64(b) => Arc::new(finish_primitive_and_reserve(b)),
+            ColumnBuilder::Boolean(b) => Arc::new(b.finish()),
+            ColumnBuilder::Utf8(b) => Arc::new(finish_strings_and_reserve(b)),
+        }
+    }
+
     fn finish(&mut self) -> ArrayRef {
         match self {
             ColumnBuilder::Int64(b) => Arc::new(b.finish()),
@@ -349,6 +364,29 @@ impl ColumnBuilder {
             ColumnBuilder::Utf8(b) => Arc::new(b.finish()),
         }
     }
+}
+
+/// A little headroom, so a slightly larger next page does not double every buffer.
+fn with_headroom(len: usize) -> usize {
+    len + len / 8
+}
+
+/// [`ColumnBuilder::finish_and_reserve`] for a string builder.
+fn finish_strings_and_reserve(builder: &mut StringBuilder) -> arrow::array::StringArray {
+    let rows = builder.offsets_slice().len().saturating_sub(1);
+    let bytes = builder.values_slice().len();
+    let array = builder.finish();
+    *builder = StringBuilder::with_capacity(with_headroom(rows), with_headroom(bytes));
+    array
+}
+
+/// [`ColumnBuilder::finish_and_reserve`] for a primitive builder; the data type (decimal precision
+/// and scale, time zone) is kept.
+fn finish_primitive_and_reserve<T: ArrowPrimitiveType>(builder: &mut PrimitiveBuilder<T>) -> PrimitiveArray<T> {
+    let rows = builder.values_slice().len();
+    let array = builder.finish();
+    *builder = PrimitiveBuilder::<T>::with_capacity(with_headroom(rows)).with_data_type(array.data_type().clone());
+    array
 }
 
 /// The selected fields of one JSON object level.
