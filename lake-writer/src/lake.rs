@@ -90,6 +90,10 @@ pub struct Manifest {
     pub synced_at: Option<DateTime<Utc>>,
 }
 
+/// The largest chunk a part file is written in on a local lake ([`WriterOptions::upload_chunk_bytes`]
+/// is for Azure, where a chunk is a block and a request).
+pub const LOCAL_CHUNK_BYTES: usize = 1024 * 1024;
+
 impl Lake {
     /// Opens a lake.
     ///
@@ -185,6 +189,12 @@ impl Lake {
         if self.exists_path(&path).await? {
             return Err(LakeError::AlreadyExists { lake: self.description.clone(), path: path.to_string() });
         }
+        let options = match self.local_root {
+            // A local file gains nothing from big chunks (they are staging writes, not billed
+            // requests), and every chunk buffered or in flight is memory.
+            Some(_) => &WriterOptions { upload_chunk_bytes: options.upload_chunk_bytes.min(LOCAL_CHUNK_BYTES), ..options.clone() },
+            None => options,
+        };
         PartWriter::new(self.description.clone(), self.store.clone(), path, name, entity, &spec, options)
     }
 

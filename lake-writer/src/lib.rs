@@ -65,6 +65,6 @@ mod writer;
 
 pub use convert::PageConverter;
 pub use error::{ConvertError, ConvertReason, LakeError};
-pub use lake::{Lake, LakeFile, LakeOptions, Manifest};
+pub use lake::{LOCAL_CHUNK_BYTES, Lake, LakeFile, LakeOptions, Manifest};
 pub use naming::{BadRunStamp, FileKind, ParsedName, RunStamp, file_name, manifest_name, parse_file_name};
 pub use writer::{CommittedFile, Compression, PartSpec, PartWriter, WriterOptions, metadata_keys};

@@ -59,7 +59,9 @@ pub struct WriterOptions {
     pub row_group_rows: usize,
     /// Rows after which [`PartWriter::is_full`] says to start a new part.
     pub part_rows: u64,
-    /// Bytes buffered before a multipart upload part is sent (Azure block size; local staging writes).
+    /// Bytes buffered before a multipart upload part is sent: the Azure block size. On a local
+    /// lake the staging writes use at most [`crate::LOCAL_CHUNK_BYTES`]. At most two chunks are in
+    /// flight while the next fills, so this is also the writer's upload memory (~3 chunks).
     pub upload_chunk_bytes: usize,
 }
 

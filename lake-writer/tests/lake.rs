@@ -487,3 +487,25 @@ async fn repeating_values_keep_their_dictionary_and_near_unique_ones_fall_back_t
     let rows: Vec<CanonicalRow> = batches.iter().flat_map(|b| canonical_rows_from_batch(customers, b).unwrap()).collect();
     assert_eq!(rows, expected_rows(customers, &nodes));
 }
+
+#[tokio::test]
+async fn a_local_part_larger_than_its_staging_chunks_is_written_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap(), LakeOptions::default()).await.unwrap();
+    let customers = entity("customers").unwrap();
+    // Near-unique values, so the file is several local chunks (lake_writer::LOCAL_CHUNK_BYTES) long.
+    let mut nodes = support::nodes(customers, 1, 80_000, 5, SOME_NULLS);
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node["code"] = json!(format!("{:020}", (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    }
+    let pages: Vec<Vec<Box<RawValue>>> = nodes.chunks(10_000).map(support::raw).collect();
+    let stamp = stamp("20240711_21_17_09");
+    let options = WriterOptions::default();
+    let file = write_part(&lake, customers, spec(FileKind::FullSync, stamp, None, stamp.as_datetime()), &pages, &options).await.unwrap();
+    assert!(file.bytes > 2 * lake_writer::LOCAL_CHUNK_BYTES as u64, "{} bytes", file.bytes);
+    let on_disk = std::fs::metadata(dir.path().join("customers").join(&file.name)).unwrap().len();
+    assert_eq!(on_disk, file.bytes);
+    let batches = read_back(&lake, customers, &file.name).await;
+    let rows: Vec<CanonicalRow> = batches.iter().flat_map(|b| canonical_rows_from_batch(customers, b).unwrap()).collect();
+    assert_eq!(rows, expected_rows(customers, &nodes));
+}
