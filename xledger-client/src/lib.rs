@@ -13,7 +13,10 @@
 //!   HTTP off loopback; the key never appears in `Debug`, `Display`, logs or errors ([`ApiKey`]);
 //! - treat a response with both `data` and `errors` as a success ([`ErrorKind::PartialData`]);
 //! - loop forever on a cursor that does not advance;
-//! - know anything about Parquet, the lake or the sync state: it hands out pages of raw JSON nodes.
+//! - know anything about Parquet, the lake or the sync state: it hands out pages of raw JSON nodes,
+//!   or feeds each node to a [`NodeSink`](xledger_model::page::NodeSink) while parsing the page
+//!   ([`ItemsPager::next_into`], one pass per page; anything but a plain successful page falls back
+//!   to the raw nodes, so errors are always decided by the careful path).
 //!
 //! # Errors and retries
 //!
