@@ -169,18 +169,22 @@ impl PageConverter {
         Err(self.error(None, "", String::new(), ConvertReason::MalformedJson(message)))
     }
 
-    fn append_node(&mut self, node: &RawValue, mutation_type: MutationType) -> Result<(), ConvertError> {
-        let mut failure = None;
-        let mut deserializer = serde_json::Deserializer::from_str(node.get());
-        let seed = ObjectSeed {
+    /// The seed that reads one node into the builders, recording why it failed in `failure`.
+    fn node_seed<'a>(&'a mut self, failure: &'a mut Option<Failure>) -> ObjectSeed<'a> {
+        ObjectSeed {
             object: &self.plan,
             builders: &mut self.builders,
             columns: self.entity.columns,
-            failure: &mut failure,
+            failure,
             clock: &mut self.clock,
             nullable: false,
-        };
-        let outcome = seed.deserialize(&mut deserializer).and_then(|()| deserializer.end());
+        }
+    }
+
+    fn append_node(&mut self, node: &RawValue, mutation_type: MutationType) -> Result<(), ConvertError> {
+        let mut failure = None;
+        let mut deserializer = serde_json::Deserializer::from_str(node.get());
+        let outcome = self.node_seed(&mut failure).deserialize(&mut deserializer).and_then(|()| deserializer.end());
         match outcome {
             Ok(()) => {
                 self.mutation_types.append_value(mutation_type.as_str());
@@ -245,15 +249,7 @@ impl PageConverter {
 impl NodeSink for PageConverter {
     fn node<'de, D: Deserializer<'de>>(&mut self, node: D) -> Result<(), D::Error> {
         let mut failure = None;
-        ObjectSeed {
-            object: &self.plan,
-            builders: &mut self.builders,
-            columns: self.entity.columns,
-            failure: &mut failure,
-            clock: &mut self.clock,
-            nullable: false,
-        }
-        .deserialize(node)?;
+        self.node_seed(&mut failure).deserialize(node)?;
         self.mutation_types.append_value(MutationType::Added.as_str());
         if let Some(ColumnBuilder::Int64(builder)) = self.db_id_column.map(|c| &self.builders[c])
             && let Some(&db_id) = builder.values_slice().get(self.streamed)
