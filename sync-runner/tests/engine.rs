@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestEnv;
-use sync_runner::engine::{Mode, PassStatus};
+use sync_runner::engine::{EntityOutcome, Mode, PassStatus};
 use xledger_model::entities;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,4 +184,47 @@ async fn leases_renewed_during_a_long_pass_are_released_at_its_end() {
 
     let second = env.pass(&engine).await;
     assert_eq!(second.status(), PassStatus::Completed, "no lease may still be held: {}", second.render_table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_value_mid_load_fails_the_entity_by_name_and_the_load_resumes_once_fixed() {
+    let env = TestEnv::new(1000, 11).await;
+    let global = env.global(&[]);
+    let engine = env.engine(&global).await;
+    // Row 621 of 1 000: on the seventh 100-row page, after two parts were committed (a part is
+    // finished once it holds 250 rows or more: after three pages).
+    let truth = env.sim.truth("timesheets").expect("a simulated entity");
+    let db_id: i64 = truth[620]["dbId"].as_str().and_then(|id| id.parse().ok()).expect("timesheet dbIds are strings");
+    assert!(env.sim.corrupt("timesheets", db_id, "workingHours", serde_json::json!("7.1234567")).expect("the field exists"));
+    assert!(env.sim.corrupt("timesheets", db_id, "workingHours.x", serde_json::json!(1)).is_err(), "a path through a string");
+    assert!(!env.sim.corrupt("timesheets", 1, "workingHours", serde_json::json!(1)).expect("a known entity"), "no such row");
+
+    let first = env.pass(&engine).await;
+    assert_eq!(first.status(), PassStatus::Failed, "{}", first.render_table());
+    for report in &first.entities {
+        match (&report.outcome, report.entity) {
+            (EntityOutcome::Failed(message), "timesheets") => {
+                for part in ["timesheets", &db_id.to_string(), "workingHours", "7.1234567"] {
+                    assert!(message.contains(part), "the error names {part:?}: {message}");
+                }
+            }
+            (EntityOutcome::Synced, entity) if entity != "timesheets" => {}
+            (outcome, entity) => panic!("{entity}: {outcome}"),
+        }
+    }
+    // Only whole committed parts are visible: no staging file, no manifest for the unfinished load.
+    let folder = env.lake_path().join("timesheets");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&folder).expect("the folder").map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "two committed 300-row parts and nothing else: {names:?}");
+    assert!(names.iter().all(|n| n.starts_with("full_sync-") && n.ends_with(".parquet")), "{names:?}");
+
+    // The row is fixed at the source: the next pass resumes after the committed parts.
+    assert!(env.sim.update("timesheets", db_id));
+    let second = env.pass(&engine).await;
+    assert_eq!(second.status(), PassStatus::Completed, "{}", second.render_table());
+    let timesheets = second.entities.iter().find(|e| e.entity == "timesheets").expect("timesheets ran");
+    assert_eq!((timesheets.mode, timesheets.counts.added), (Mode::Resumed, 400), "{}", second.render_table());
+    env.assert_lake_matches_truth().await;
 }

@@ -15,6 +15,9 @@ pub enum SimError {
     Registry { entity: String, operation: String, reason: String },
     #[error("generating the initial rows failed: {reason}")]
     Internal { reason: String },
+    /// [`crate::SimHandle::corrupt`] was given a path the row does not have (or under a null object).
+    #[error("{entity} row {db_id} has no field {path:?}")]
+    NoSuchField { entity: String, db_id: i64, path: String },
 }
 
 fn known_entities() -> String {

@@ -181,6 +181,13 @@ impl SimHandle {
         self.shared.write_store().update(entity, db_id)
     }
 
+    /// A test fault: overwrites one field of a stored row (`path` dotted, e.g. `project.code`) with
+    /// `value`, as a faulty server might send it. No feed entry, `modifiedAt` unchanged. `Ok(false)`
+    /// when the row does not exist.
+    pub fn corrupt(&self, entity: &str, db_id: i64, path: &str, value: serde_json::Value) -> Result<bool, SimError> {
+        self.shared.write_store().corrupt(entity, db_id, path, value)
+    }
+
     /// Removes a row (a DELETED entry). False when the entity or the row does not exist.
     pub fn delete(&self, entity: &str, db_id: i64) -> bool {
         self.shared.write_store().delete(entity, db_id)

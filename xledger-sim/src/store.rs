@@ -174,6 +174,21 @@ impl Store {
         true
     }
 
+    pub(crate) fn corrupt(&mut self, entity: &str, db_id: i64, path: &str, value: serde_json::Value) -> Result<bool, SimError> {
+        let table = self.table_mut(entity)?;
+        let Some(row) = table.rows.get_mut(&db_id) else { return Ok(false) };
+        let no_such_field = || SimError::NoSuchField { entity: entity.to_owned(), db_id, path: path.to_owned() };
+        let mut node: serde_json::Value = serde_json::from_str(&row.node)
+            .map_err(|e| SimError::Internal { reason: format!("row {entity}/{db_id} is not JSON: {e}") })?;
+        let mut target = &mut node;
+        for name in path.split('.') {
+            target = target.as_object_mut().and_then(|object| object.get_mut(name)).ok_or_else(no_such_field)?;
+        }
+        *target = value;
+        row.node = node.to_string().into_boxed_str();
+        Ok(true)
+    }
+
     pub(crate) fn delete(&mut self, entity: &str, db_id: i64) -> bool {
         let Ok(table) = self.table_mut(entity) else { return false };
         if table.rows.remove(&db_id).is_none() {
