@@ -216,6 +216,8 @@ impl PageConverter {
     }
 
     fn finish_batch(&mut self, rows: usize, synced_at: DateTime<Utc>) -> Result<RecordBatch, ConvertError> {
+        // dbIds are unique per batch: whichever path fills the next one starts afresh.
+        self.seen_db_ids.clear();
         let mut arrays: Vec<ArrayRef> = self.builders.iter_mut().map(ColumnBuilder::finish_and_reserve).collect();
         arrays.push(Arc::new(finish_strings_and_reserve(&mut self.mutation_types)));
         arrays.push(Arc::new(

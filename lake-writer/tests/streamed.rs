@@ -44,9 +44,11 @@ fn every_entity_streams_the_same_batch_as_the_careful_path() {
         let streamed = stream(&mut fast, &nodes).unwrap_or_else(|i| panic!("{}: node {i} refused", entity.name));
         let expected = careful(&mut PageConverter::new(entity), &nodes).unwrap();
         assert_eq!(streamed, expected, "{}", entity.name);
-        // The converter is reusable page after page.
+        // The converter is reusable page after page, whichever path read the page before.
         let again = stream(&mut fast, &nodes[..10]).unwrap();
         assert_eq!(again, expected.slice(0, 10), "{}", entity.name);
+        assert_eq!(careful(&mut fast, &nodes).unwrap(), expected, "{}", entity.name);
+        assert_eq!(stream(&mut fast, &nodes).unwrap(), expected, "{}: streamed after a careful page", entity.name);
     }
 }
 
