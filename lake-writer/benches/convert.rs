@@ -1,9 +1,12 @@
 //! Rows/s and MB/s of the writer for timesheets and transactions, 10 000-node pages:
 //!
-//! - `convert/<entity>/direct`: JSON page → RecordBatch with the product's direct builders;
+//! - `convert/<entity>/streamed`: page text → RecordBatch in one pass (the `NodeSink` path full
+//!   loads take: each node parsed straight into the builders);
+//! - `convert/<entity>/direct`: JSON nodes already captured as `RawValue`s → RecordBatch (the
+//!   careful path incremental passes and refused pages take);
 //! - `convert/<entity>/serde_arrow`: the same output via `serde_json::Value` → flattened records →
 //!   `serde_arrow` (with the exactness checks `serde_arrow` lacks done first, as they would have to be);
-//! - `write/<entity>`: page → Parquet (zstd) part file in an in-memory lake, end to end;
+//! - `write/<entity>`: page text → Parquet (zstd) part file in an in-memory lake, end to end, one pass;
 //!   measured in rows/s and, in `write_bytes/<entity>`, in MB/s of input JSON.
 //!
 //! Run with `cargo bench -p lake-writer --bench convert`.
@@ -19,7 +22,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lake_writer::{FileKind, Lake, LakeOptions, PageConverter, PartSpec, RunStamp, WriterOptions};
 use serde_json::value::RawValue;
 use serde_json::Value;
-use xledger_model::page::MutationType;
+use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use xledger_model::page::{MutationType, NodeSink};
 use xledger_model::{ColumnKind, EntitySpec, MUTATION_TYPE_COLUMN, SYNCED_AT_COLUMN};
 
 const PAGE: usize = 10_000;
@@ -115,6 +119,41 @@ fn serde_arrow_batch(entity: &EntitySpec, raw: &[Box<RawValue>], fields: &[arrow
     serde_arrow::to_record_batch(fields, &rows).unwrap()
 }
 
+/// The nodes as one JSON array, as they sit in a response.
+fn page_body(raw: &[Box<RawValue>]) -> String {
+    let nodes: Vec<&str> = raw.iter().map(|n| n.get()).collect();
+    format!("[{}]", nodes.join(","))
+}
+
+/// Feeds every node of `body` (a JSON array) to the converter's `NodeSink` side.
+fn stream_nodes(converter: &mut PageConverter, body: &str) {
+    struct Nodes<'a>(&'a mut PageConverter);
+    impl<'de> Visitor<'de> for Nodes<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of nodes")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Node(&mut *self.0))?.is_some() {}
+            Ok(())
+        }
+    }
+    struct Node<'a>(&'a mut PageConverter);
+    impl<'de> DeserializeSeed<'de> for Node<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            self.0.node(deserializer)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(body);
+    deserializer.deserialize_seq(Nodes(converter)).unwrap();
+}
+
+fn stream_page(converter: &mut PageConverter, body: &str, synced_at: chrono::DateTime<Utc>) -> RecordBatch {
+    stream_nodes(converter, body);
+    converter.finish_streamed(synced_at).unwrap()
+}
+
 fn benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     for name in ["timesheets", "transactions"] {
@@ -134,14 +173,21 @@ fn benches(c: &mut Criterion) {
             }
         }
 
+        // The full-load path: the nodes parsed once, straight from the page text into the builders.
+        let body = page_body(&raw);
+        let streamed = stream_page(&mut converter, &body, now);
+        assert_eq!(streamed, direct, "{name}: the streamed batch differs from the careful path's");
+
         let mut group = c.benchmark_group(format!("convert/{name}"));
         group.sample_size(10).throughput(Throughput::Elements(PAGE as u64));
+        group.bench_function("streamed", |b| b.iter(|| black_box(stream_page(&mut converter, &body, now))));
         group.bench_function("direct", |b| b.iter(|| black_box(converter.convert_nodes(&nodes, now).unwrap())));
         group.bench_function("serde_arrow", |b| b.iter(|| black_box(serde_arrow_batch(entity, &raw, &fields))));
         group.finish();
 
+        // Page text → Parquet part, as a full load writes it (one pass into the builders).
         let write_page = |lake: &Lake| {
-            let nodes = &nodes;
+            let body = &body;
             let lake = lake.clone();
             async move {
                 let stamp = RunStamp::now();
@@ -149,7 +195,9 @@ fn benches(c: &mut Criterion) {
                 // A fresh lake name per iteration: files are never replaced.
                 let _ = lake.delete_entity(entity.name).await;
                 let mut writer = lake.create_part(entity, spec, &WriterOptions::default()).await.unwrap();
-                writer.write_nodes(nodes).await.unwrap();
+                let mut converter = PageConverter::new(entity);
+                stream_nodes(&mut converter, body);
+                writer.write_streamed(&mut converter).await.unwrap();
                 writer.finish().await.unwrap()
             }
         };
