@@ -439,6 +439,11 @@ pub fn judge(report: &Report) -> Vec<TargetCheck> {
 // ---------------------------------------------------------------------------------------------
 
 /// The tables printed on stdout.
+/// Microseconds of CPU per row (0 for no rows).
+fn micros_per_row(cpu_s: f64, rows: u64) -> f64 {
+    if rows == 0 { 0.0 } else { cpu_s * 1e6 / rows as f64 }
+}
+
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let m = &report.machine;
@@ -477,14 +482,14 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(out, "\n2. Full sync from xledger-sim over loopback (one run per entity and size)");
     let _ = writeln!(
         out,
-        "{:<14} {:>10} {:>9} {:>10} {:>9} {:>7} {:>10} {:>9} {:>11} {:>9} {:>10}",
-        "entity", "rows", "wall", "rows/s", "tool CPU", "CPU %", "peak RSS", "requests", "wire bytes", "sim CPU", "files"
+        "{:<14} {:>10} {:>9} {:>10} {:>9} {:>7} {:>10} {:>9} {:>11} {:>9} {:>10} {:>12}",
+        "entity", "rows", "wall", "rows/s", "tool CPU", "CPU %", "peak RSS", "requests", "wire bytes", "sim CPU", "files", "µs/row t/s"
     );
     for f in &report.full_syncs {
         let p = &f.pass;
         let _ = writeln!(
             out,
-            "{:<14} {:>10} {:>9} {:>10} {:>9} {:>7} {:>10} {:>9} {:>11} {:>9} {:>10}",
+            "{:<14} {:>10} {:>9} {:>10} {:>9} {:>7} {:>10} {:>9} {:>11} {:>9} {:>10} {:>12}",
             f.entity,
             count(p.rows),
             seconds(p.wall_s),
@@ -495,7 +500,10 @@ pub fn render(report: &Report) -> String {
             p.requests,
             megabytes(p.bytes_received),
             seconds(p.sim_cpu_s),
-            p.files
+            p.files,
+            // CPU per row of the tool and of the simulator: with the sequential page loop, the
+            // CPU share target holds when the first is at most the second.
+            format!("{:.2}/{:.2}", micros_per_row(p.user_s + p.sys_s, p.rows), micros_per_row(p.sim_cpu_s, p.rows))
         );
     }
     for s in &report.simulators {
@@ -1335,7 +1343,10 @@ mod tests {
     }
 
     fn full(entity: &str, rows: u64, peak_mb: u64, cpu_share: f64) -> FullSync {
-        FullSync { entity: entity.into(), rows, pass: pass(peak_mb * 1_000_000, cpu_share, 100) }
+        let mut pass = pass(peak_mb * 1_000_000, cpu_share, 100);
+        pass.rows = rows;
+        pass.sim_cpu_s = 1.5;
+        FullSync { entity: entity.into(), rows, pass }
     }
 
     #[test]
@@ -1377,7 +1388,8 @@ mod tests {
         let mut r = report(vec![full("timesheets", 100_000, 100, 0.3)], Some(400_000.0), 1);
         r.targets = judge(&r);
         let text = render(&r);
-        for expected in ["1. Writer", "2. Full sync", "4. Idle pass: 1 request", "Targets", "timesheets", "400 000", "not judged"] {
+        // 3 s of tool CPU and 1.5 s of simulator CPU for 100 000 rows: 30 and 15 µs per row.
+        for expected in ["1. Writer", "2. Full sync", "4. Idle pass: 1 request", "Targets", "timesheets", "400 000", "not judged", "30.00/15.00"] {
             assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
         }
     }
