@@ -340,6 +340,18 @@ async fn full_resume(
         }
         let Some(writer) = part.as_mut() else { unreachable!("opened just above") };
         let written = match &page {
+            // The client counts the edges it read, the converter the nodes it took: equal unless
+            // a bug loses a row, which must stop the load rather than reach the lake.
+            ItemsPage::Streamed { .. } if converter.streamed_rows() != rows => {
+                if let Some(writer) = part.take() {
+                    writer.abort().await.ok();
+                }
+                return Err(anyhow!(
+                    "{}: internal error: the page had {rows} edges but {} rows were converted",
+                    entity.name,
+                    converter.streamed_rows()
+                ));
+            }
             ItemsPage::Streamed { .. } => writer.write_streamed(&mut converter).await,
             ItemsPage::Raw(raw) => {
                 let nodes: Vec<(&RawValue, MutationType)> = raw.edges.iter().map(|e| (&*e.node, MutationType::Added)).collect();
