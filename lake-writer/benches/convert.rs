@@ -22,7 +22,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lake_writer::{FileKind, Lake, LakeOptions, PageConverter, PartSpec, RunStamp, WriterOptions};
 use serde_json::value::RawValue;
 use serde_json::Value;
-use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use xledger_model::scan::Scanner;
 use xledger_model::page::{MutationType, NodeSink};
 use xledger_model::{ColumnKind, EntitySpec, MUTATION_TYPE_COLUMN, SYNCED_AT_COLUMN};
 
@@ -127,26 +127,13 @@ fn page_body(raw: &[Box<RawValue>]) -> String {
 
 /// Feeds every node of `body` (a JSON array) to the converter's `NodeSink` side.
 fn stream_nodes(converter: &mut PageConverter, body: &str) {
-    struct Nodes<'a>(&'a mut PageConverter);
-    impl<'de> Visitor<'de> for Nodes<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an array of nodes")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            while seq.next_element_seed(Node(&mut *self.0))?.is_some() {}
-            Ok(())
-        }
+    let mut scanner = Scanner::new(body.as_bytes());
+    scanner.begin_array().unwrap();
+    let mut first = true;
+    while scanner.next_element(&mut first).unwrap() {
+        converter.node(&mut scanner).unwrap();
     }
-    struct Node<'a>(&'a mut PageConverter);
-    impl<'de> DeserializeSeed<'de> for Node<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-            self.0.node(deserializer)
-        }
-    }
-    let mut deserializer = serde_json::Deserializer::from_str(body);
-    deserializer.deserialize_seq(Nodes(converter)).unwrap();
+    scanner.finish().unwrap();
 }
 
 fn stream_page(converter: &mut PageConverter, body: &str, synced_at: chrono::DateTime<Utc>) -> RecordBatch {

@@ -29,6 +29,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use xledger_model::page::{MutationType, NodeSink};
+use xledger_model::scan::{Bail, Scan, Scanner, same_key};
 use xledger_model::{ColumnKind, ColumnSpec, EntitySpec, JsonRepr};
 
 use crate::error::{ConvertError, ConvertReason};
@@ -66,6 +67,9 @@ pub struct PageConverter {
     clock: WallClockCache,
     /// Rows taken through [`NodeSink::node`] and not yet handed on by [`PageConverter::finish_streamed`].
     streamed: usize,
+    /// The last streamed dbId while the streamed ids ascend; `None` once they stopped ascending
+    /// (and `seen_db_ids` holds them) or before the first.
+    streamed_last_db_id: Option<i64>,
 }
 
 impl fmt::Debug for PageConverter {
@@ -87,6 +91,7 @@ impl PageConverter {
             seen_db_ids: HashSet::new(),
             clock: WallClockCache::default(),
             streamed: 0,
+            streamed_last_db_id: None,
         }
     }
 
@@ -218,6 +223,7 @@ impl PageConverter {
     fn finish_batch(&mut self, rows: usize, synced_at: DateTime<Utc>) -> Result<RecordBatch, ConvertError> {
         // dbIds are unique per batch: whichever path fills the next one starts afresh.
         self.seen_db_ids.clear();
+        self.streamed_last_db_id = None;
         let mut arrays: Vec<ArrayRef> = self.builders.iter_mut().map(ColumnBuilder::finish_and_reserve).collect();
         arrays.push(Arc::new(finish_strings_and_reserve(&mut self.mutation_types)));
         arrays.push(Arc::new(
@@ -242,23 +248,44 @@ impl PageConverter {
     }
 }
 
-/// The fast path: nodes parsed straight from the response into the builders, as `ADDED` rows.
+/// The fast path: nodes scanned straight from the response into the builders, as `ADDED` rows.
 ///
-/// Any problem with a node fails it with a bare serde error (no [`ConvertError`]): the client then
+/// Any problem with a node gives up on it ([`Bail`], no [`ConvertError`]): the client then
 /// discards the page and hands it over as raw nodes, and [`PageConverter::convert_nodes`] reports
 /// exactly what is wrong. Both paths accept the same nodes and build the same rows (tested in
-/// `tests/streamed.rs`).
+/// `tests/streamed.rs`); the scanner also gives up on JSON it leaves to serde_json (see
+/// [`xledger_model::scan`]), which the careful path then reads.
 impl NodeSink for PageConverter {
-    fn node<'de, D: Deserializer<'de>>(&mut self, node: D) -> Result<(), D::Error> {
-        let mut failure = None;
-        self.node_seed(&mut failure).deserialize(node)?;
+    fn node(&mut self, scanner: &mut Scanner<'_>) -> Scan<()> {
+        scan_object(scanner, &self.plan, &mut self.builders, self.entity.columns, &mut self.clock)?;
         self.mutation_types.append_value(MutationType::Added.as_str());
         if let Some(ColumnBuilder::Int64(builder)) = self.db_id_column.map(|c| &self.builders[c])
             && let Some(&db_id) = builder.values_slice().get(self.streamed)
-            && !self.seen_db_ids.insert(db_id)
         {
-            // The row stays in the builders: the client discards the whole page.
-            return Err(de::Error::custom("dbId appears twice in one page"));
+            // Xledger pages in dbId order, and ids that ascend are unique without a set. The first
+            // id that does not ascend moves the page's earlier ids into the set, which decides from
+            // then on.
+            let fresh = match self.streamed_last_db_id {
+                Some(last) if db_id > last => {
+                    self.streamed_last_db_id = Some(db_id);
+                    true
+                }
+                None if self.streamed == 0 => {
+                    self.streamed_last_db_id = Some(db_id);
+                    true
+                }
+                Some(_) => {
+                    self.streamed_last_db_id = None;
+                    self.seen_db_ids.extend(builder.values_slice()[..self.streamed].iter().copied());
+                    self.seen_db_ids.insert(db_id)
+                }
+                None => self.seen_db_ids.insert(db_id),
+            };
+            if !fresh {
+                // A dbId twice in one page: the row stays in the builders and the client discards
+                // the whole page; the careful path reports it.
+                return Err(Bail);
+            }
         }
         self.streamed += 1;
         Ok(())
@@ -268,6 +295,79 @@ impl NodeSink for PageConverter {
         self.reset();
         self.seen_db_ids.clear();
         self.streamed = 0;
+        self.streamed_last_db_id = None;
+    }
+}
+
+/// Scans one object level of a node into the builders, by the plan (the fast path's
+/// [`ObjectVisitor`]: the same rules, giving up where that one fails).
+fn scan_object(
+    scanner: &mut Scanner<'_>,
+    object: &PlanObject,
+    builders: &mut [ColumnBuilder],
+    columns: &'static [ColumnSpec],
+    clock: &mut WallClockCache,
+) -> Scan<()> {
+    scanner.begin_object()?;
+    let mut seen = Seen::new(object.fields.len());
+    let mut first = true;
+    // Xledger writes fields in the order the query selects them, which is the plan's order: the
+    // field after the last one read is tried first.
+    let mut next = 0;
+    while let Some(key) = scanner.next_key(&mut first)? {
+        let index = match object.fields.get(next) {
+            Some(field) if same_key(field.name, key) => Some(next),
+            _ => object.fields.iter().position(|field| same_key(field.name, key)),
+        };
+        let Some(index) = index else {
+            scanner.skip_value()?;
+            continue;
+        };
+        next = index + 1;
+        if !seen.insert(index) {
+            return Err(Bail);
+        }
+        match &object.fields[index].child {
+            PlanChild::Leaf(column) => scan_leaf(scanner, &columns[*column], &mut builders[*column], clock)?,
+            PlanChild::Object { object: child, leaves } => {
+                if scanner.null()? {
+                    for &leaf in leaves {
+                        builders[leaf].append_null();
+                    }
+                } else {
+                    scan_object(scanner, child, builders, columns, clock)?;
+                }
+            }
+        }
+    }
+    if seen.first_missing().is_some() {
+        return Err(Bail);
+    }
+    Ok(())
+}
+
+/// Scans one leaf value into its column's builder (the fast path's [`LeafSeed`]).
+#[inline]
+fn scan_leaf(scanner: &mut Scanner<'_>, column: &ColumnSpec, builder: &mut ColumnBuilder, clock: &mut WallClockCache) -> Scan<()> {
+    match scanner.peek() {
+        Some(b'"') if column.json == JsonRepr::String => {
+            let text = scanner.string()?;
+            append_text(builder, clock, text).map_err(|_| Bail)
+        }
+        Some(b'-' | b'0'..=b'9') if column.json == JsonRepr::Number => {
+            let value = scanner.integer()?;
+            append_integer(column, builder, i128::from(value)).map_err(|_| Bail)
+        }
+        Some(b't' | b'f') if column.json == JsonRepr::Boolean => {
+            let value = scanner.boolean()?;
+            append_boolean(builder, value).map_err(|_| Bail)
+        }
+        Some(b'n') if !column.graphql_type.ends_with('!') => {
+            scanner.null()?;
+            builder.append_null();
+            Ok(())
+        }
+        _ => Err(Bail),
     }
 }
 
@@ -415,24 +515,40 @@ impl PlanObject {
         Self::build_from(columns.iter().enumerate().collect(), depth)
     }
 
+    /// Fields come in the order of their first column, which is the query's selection order and
+    /// so the order Xledger writes them in (the fast path tries the next field first).
     fn build_from(columns: Vec<(usize, &'static ColumnSpec)>, depth: usize) -> Self {
-        let mut fields: Vec<PlanField> = Vec::new();
-        let mut groups: Vec<(&'static str, Vec<(usize, &'static ColumnSpec)>)> = Vec::new();
+        enum Entry {
+            Leaf(PlanField),
+            Group(&'static str, Vec<(usize, &'static ColumnSpec)>),
+        }
+        let mut entries: Vec<Entry> = Vec::new();
         for (index, column) in columns {
             let Some(&name) = column.path.get(depth) else { continue };
             if column.path.len() == depth + 1 {
-                fields.push(PlanField { name, path: column.name.to_string(), child: PlanChild::Leaf(index) });
-            } else if let Some((_, group)) = groups.iter_mut().find(|(n, _)| *n == name) {
-                group.push((index, column));
-            } else {
-                groups.push((name, vec![(index, column)]));
+                entries.push(Entry::Leaf(PlanField { name, path: column.name.to_string(), child: PlanChild::Leaf(index) }));
+                continue;
+            }
+            let group = entries.iter_mut().find_map(|entry| match entry {
+                Entry::Group(n, group) if *n == name => Some(group),
+                _ => None,
+            });
+            match group {
+                Some(group) => group.push((index, column)),
+                None => entries.push(Entry::Group(name, vec![(index, column)])),
             }
         }
-        for (name, group) in groups {
-            let path = group[0].1.path[..=depth].join(".");
-            let leaves = group.iter().map(|(i, _)| *i).collect();
-            fields.push(PlanField { name, path, child: PlanChild::Object { object: Self::build_from(group, depth + 1), leaves } });
-        }
+        let fields = entries
+            .into_iter()
+            .map(|entry| match entry {
+                Entry::Leaf(field) => field,
+                Entry::Group(name, group) => {
+                    let path = group[0].1.path[..=depth].join(".");
+                    let leaves = group.iter().map(|(i, _)| *i).collect();
+                    PlanField { name, path, child: PlanChild::Object { object: Self::build_from(group, depth + 1), leaves } }
+                }
+            })
+            .collect();
         PlanObject { fields }
     }
 }
@@ -671,26 +787,68 @@ impl LeafSeed<'_> {
     }
 
     fn append_integer<E: de::Error>(self, value: i128) -> Result<(), E> {
-        match self.builder {
-            ColumnBuilder::Int64(b) => match i64::try_from(value) {
-                Ok(v) => b.append_value(v),
-                Err(_) => return Err(self.refuse(value.to_string(), ConvertReason::NotAnInteger)),
-            },
-            ColumnBuilder::Decimal { builder, precision, scale } => {
-                let text = value.to_string();
-                match xledger_model::decimal::parse_decimal(&text, *precision, *scale) {
-                    Ok(v) => builder.append_value(v),
-                    Err(e) => return Err(self.refuse(text, ConvertReason::Decimal(e.to_string()))),
-                }
-            }
-            // Precision loss above 2^53 is inherent to a Float64 column.
-            ColumnBuilder::Float64(b) => b.append_value(value as f64),
-            _ => {
-                let expected = json_name(self.column.json);
-                return Err(self.refuse(value.to_string(), ConvertReason::WrongJsonType { expected, found: "number" }));
+        append_integer(self.column, self.builder, value).map_err(|(text, reason)| self.refuse(text, reason))
+    }
+}
+
+/// A JSON integer into a number column; on refusal, the value's text and why.
+fn append_integer(column: &ColumnSpec, builder: &mut ColumnBuilder, value: i128) -> Result<(), (String, ConvertReason)> {
+    match builder {
+        ColumnBuilder::Int64(b) => match i64::try_from(value) {
+            Ok(v) => b.append_value(v),
+            Err(_) => return Err((value.to_string(), ConvertReason::NotAnInteger)),
+        },
+        ColumnBuilder::Decimal { builder, precision, scale } => {
+            let text = value.to_string();
+            match xledger_model::decimal::parse_decimal(&text, *precision, *scale) {
+                Ok(v) => builder.append_value(v),
+                Err(e) => return Err((text, ConvertReason::Decimal(e.to_string()))),
             }
         }
-        Ok(())
+        // Precision loss above 2^53 is inherent to a Float64 column.
+        ColumnBuilder::Float64(b) => b.append_value(value as f64),
+        _ => {
+            let expected = json_name(column.json);
+            return Err((value.to_string(), ConvertReason::WrongJsonType { expected, found: "number" }));
+        }
+    }
+    Ok(())
+}
+
+/// A JSON boolean into a boolean column.
+fn append_boolean(builder: &mut ColumnBuilder, value: bool) -> Result<(), ConvertReason> {
+    match builder {
+        ColumnBuilder::Boolean(b) => {
+            b.append_value(value);
+            Ok(())
+        }
+        _ => Err(ConvertReason::WrongJsonType { expected: "boolean-typed column", found: "boolean" }),
+    }
+}
+
+/// A JSON string into its column, read as the column's type: text as is, decimals exactly,
+/// date-times from the Central European wall clock, dates, integers, floats, booleans.
+#[inline]
+fn append_text(builder: &mut ColumnBuilder, clock: &mut WallClockCache, v: &str) -> Result<(), ConvertReason> {
+    match builder {
+        ColumnBuilder::Utf8(b) => {
+            b.append_value(v);
+            Ok(())
+        }
+        ColumnBuilder::Decimal { builder, precision, scale } => xledger_model::decimal::parse_decimal(v, *precision, *scale)
+            .map(|value| builder.append_value(value))
+            .map_err(|e| ConvertReason::Decimal(e.to_string())),
+        ColumnBuilder::Timestamp(b) => clock.utc_micros(v).map(|t| b.append_value(t)).map_err(ConvertReason::Time),
+        ColumnBuilder::Date(b) => parse_date(v).map(|d| b.append_value(days_since_epoch(d))).map_err(ConvertReason::Time),
+        ColumnBuilder::Int64(b) => v.parse::<i64>().map(|n| b.append_value(n)).map_err(|_| ConvertReason::NotAnInteger),
+        ColumnBuilder::Float64(b) => v.parse::<f64>().map(|n| b.append_value(n)).map_err(|_| ConvertReason::BadText("float")),
+        ColumnBuilder::Boolean(b) => match v {
+            "true" | "false" => {
+                b.append_value(v == "true");
+                Ok(())
+            }
+            _ => Err(ConvertReason::BadText("boolean")),
+        },
     }
 }
 
@@ -715,11 +873,7 @@ impl<'de> Visitor<'de> for LeafSeed<'_> {
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
         let this = self.expect_json(JsonRepr::Boolean, || v.to_string())?;
-        match this.builder {
-            ColumnBuilder::Boolean(b) => b.append_value(v),
-            _ => return Err(this.refuse(v.to_string(), ConvertReason::WrongJsonType { expected: "boolean-typed column", found: "boolean" })),
-        }
-        Ok(())
+        append_boolean(this.builder, v).map_err(|reason| this.refuse(v.to_string(), reason))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
@@ -746,28 +900,7 @@ impl<'de> Visitor<'de> for LeafSeed<'_> {
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
         let this = self.expect_json(JsonRepr::String, || shorten(v))?;
-        let outcome: Result<(), ConvertReason> = match this.builder {
-            ColumnBuilder::Utf8(b) => {
-                b.append_value(v);
-                Ok(())
-            }
-            ColumnBuilder::Decimal { builder, precision, scale } => {
-                xledger_model::decimal::parse_decimal(v, *precision, *scale)
-                    .map(|value| builder.append_value(value))
-                    .map_err(|e| ConvertReason::Decimal(e.to_string()))
-            }
-            ColumnBuilder::Timestamp(b) => this.clock.utc_micros(v).map(|t| b.append_value(t)).map_err(ConvertReason::Time),
-            ColumnBuilder::Date(b) => parse_date(v).map(|d| b.append_value(days_since_epoch(d))).map_err(ConvertReason::Time),
-            ColumnBuilder::Int64(b) => v.parse::<i64>().map(|n| b.append_value(n)).map_err(|_| ConvertReason::NotAnInteger),
-            ColumnBuilder::Float64(b) => v.parse::<f64>().map(|n| b.append_value(n)).map_err(|_| ConvertReason::BadText("float")),
-            ColumnBuilder::Boolean(b) => match v {
-                "true" | "false" => {
-                    b.append_value(v == "true");
-                    Ok(())
-                }
-                _ => Err(ConvertReason::BadText("boolean")),
-            },
-        };
+        let outcome = append_text(this.builder, this.clock, v);
         outcome.map_err(|reason| this.refuse(shorten(v), reason))
     }
 

@@ -213,7 +213,7 @@ impl XledgerClient {
         fast: F,
     ) -> Result<Reply<T>, ClientError>
     where
-        F: FnMut(u16, &str) -> Option<T>,
+        F: FnMut(u16, &[u8]) -> Option<T>,
     {
         let body = serde_json::to_vec(&GraphQlBody { query: document, variables: &variables }).map_err(|e| {
             ClientError::new(ErrorKind::InvalidArgument, ctx.clone(), format!("cannot serialize the request: {e}"))
@@ -236,11 +236,12 @@ impl XledgerClient {
         }
     }
 
-    /// [`send`](Self::send), offering each response body (status, decompressed text) to `fast`
-    /// first: `Some` is the reply as it is; `None` reads the body the usual way (classify, retry).
+    /// [`send`](Self::send), offering each response body (status, decompressed bytes, not yet
+    /// checked as UTF-8) to `fast` first: `Some` is the reply as it is; `None` reads the body the
+    /// usual way (UTF-8 check, classify, retry).
     pub(crate) async fn send_with<T, F>(&self, body: Bytes, ctx: &RequestContext, mut fast: F) -> Result<Reply<T>, ClientError>
     where
-        F: FnMut(u16, &str) -> Option<T>,
+        F: FnMut(u16, &[u8]) -> Option<T>,
     {
         let policy = &self.inner.retry;
         let mut attempt: u32 = 0;
@@ -300,7 +301,7 @@ impl XledgerClient {
     /// One HTTP exchange under the in-flight limit, bounded by the request timeout and the deadline.
     async fn attempt<T, F>(&self, body: &Bytes, entity: Option<&str>, fast: &mut F) -> Result<Reply<T>, Failure>
     where
-        F: FnMut(u16, &str) -> Option<T>,
+        F: FnMut(u16, &[u8]) -> Option<T>,
     {
         let inner = &self.inner;
         let deadline_failure = || Failure::new(ErrorKind::DeadlineExceeded, "the deadline passed before a response");
@@ -335,12 +336,14 @@ impl XledgerClient {
             },
             None => exchange.await?,
         };
-        let text = self.decode(encoding.as_ref(), raw)?;
+        let bytes = self.decode(encoding.as_ref(), raw)?;
         if (200..300).contains(&status)
-            && let Some(reply) = fast(status, &text)
+            && let Some(reply) = fast(status, &bytes)
         {
             return Ok(Reply::Fast(reply));
         }
+        let text = String::from_utf8(bytes)
+            .map_err(|e| Failure::new(ErrorKind::MalformedResponse, format!("the body is not UTF-8: {e}")))?;
         classify_response(status, &text).map(|data| Reply::Data(data.to_owned()))
     }
 
@@ -374,8 +377,8 @@ impl XledgerClient {
         Ok((status, encoding, raw))
     }
 
-    /// Undoes `Content-Encoding` and checks the body is UTF-8.
-    fn decode(&self, encoding: Option<&HeaderValue>, raw: Vec<u8>) -> Result<String, Failure> {
+    /// Undoes `Content-Encoding`.
+    fn decode(&self, encoding: Option<&HeaderValue>, raw: Vec<u8>) -> Result<Vec<u8>, Failure> {
         let encoding = encoding.map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_ascii_lowercase());
         let bytes = match encoding.as_deref() {
             None | Some("") | Some("identity") => raw,
@@ -384,8 +387,7 @@ impl XledgerClient {
                 return Err(Failure::new(ErrorKind::MalformedResponse, format!("unsupported Content-Encoding {other:?}")));
             }
         };
-        String::from_utf8(bytes)
-            .map_err(|e| Failure::new(ErrorKind::MalformedResponse, format!("the body is not UTF-8: {e}")))
+        Ok(bytes)
     }
 }
 

@@ -281,7 +281,7 @@ impl XledgerClient {
     where
         P: Page,
         T: Cursors,
-        F: FnMut(u16, &str) -> Option<T>,
+        F: FnMut(u16, &[u8]) -> Option<T>,
     {
         if pager.done {
             return None;
@@ -340,21 +340,20 @@ impl XledgerClient {
     ///
     /// ```no_run
     /// # async fn example(client: xledger_client::XledgerClient) -> Result<(), xledger_client::ClientError> {
-    /// use serde::Deserializer;
     /// use xledger_client::ItemsPage;
     /// use xledger_model::page::NodeSink;
+    /// use xledger_model::scan::{Scan, Scanner};
     ///
     /// /// Counts nodes.
     /// struct Count(usize);
     /// impl NodeSink for Count {
-    ///     fn node<'de, D: Deserializer<'de>>(&mut self, node: D) -> Result<(), D::Error> {
-    ///         serde::de::IgnoredAny::deserialize(node)?;
+    ///     fn node(&mut self, scanner: &mut Scanner<'_>) -> Scan<()> {
+    ///         scanner.skip_value()?;
     ///         self.0 += 1;
     ///         Ok(())
     ///     }
     ///     fn discard(&mut self) {}
     /// }
-    /// # use serde::Deserialize;
     ///
     /// let timesheets = xledger_model::entity("timesheets").expect("built-in entity");
     /// let mut pager = client.items_pager(timesheets, 10_000, None);

@@ -1,10 +1,11 @@
 //! Reading a page of items in one pass over the response: each edge's node goes straight into a
 //! [`NodeSink`] while the envelope around it is checked.
 //!
-//! The careful path (classify the envelope, capture `data`, pick the root field, capture every
-//! node as a `RawValue`, then convert each node) scans every byte of a 7 MB page four times and
-//! copies it twice. This path scans it once and copies nothing but the last cursor. It accepts
-//! only the plain success shape:
+//! The careful path (check the body is UTF-8, classify the envelope, capture `data`, pick the
+//! root field, capture every node as a `RawValue`, then convert each node) scans every byte of a
+//! 7 MB page five times and copies it twice. This path scans it once, with
+//! [`xledger_model::scan::Scanner`], and copies nothing but the last cursor. It accepts only the
+//! plain success shape:
 //!
 //! ```text
 //! {"data": {"<root>": {"edges": [{"cursor": "…", "node": {…}}, …], "pageInfo": {"hasNextPage": …}}}}
@@ -12,14 +13,13 @@
 //!
 //! with `errors` absent, `null` or `[]`, other keys ignored, no key repeated, and nothing after the
 //! object. Anything else (errors, `null` data, a node the sink refuses, malformed or truncated
-//! JSON) makes it give up and discard the sink; the caller then reads the same body the careful
-//! way, which decides what is wrong and how to report or retry it. So this path never decides an
-//! error, and it accepts a body only where the careful path would accept it with the same nodes.
+//! JSON, bytes that are not UTF-8, anything the scanner leaves to serde_json) makes it give up and
+//! discard the sink; the caller then reads the same body the careful way, which decides what is
+//! wrong and how to report or retry it. So this path never decides an error, and it accepts a
+//! body only where the careful path would accept it with the same nodes.
 
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use xledger_model::page::{NodeSink, PageInfo};
+use xledger_model::page::NodeSink;
+use xledger_model::scan::{Bail, Scan, Scanner};
 
 /// What a page read in one pass says besides its nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,296 +33,162 @@ pub(crate) struct FastPage {
 
 /// Reads `body` as a page of the connection `root`, feeding every node to `sink`. `None` (with the
 /// sink discarded) when the body is anything but a plain successful page.
-pub(crate) fn read_page<S: NodeSink>(body: &str, root: &str, sink: &mut S) -> Option<FastPage> {
+pub(crate) fn read_page<S: NodeSink>(body: &[u8], root: &str, sink: &mut S) -> Option<FastPage> {
     let mut page = FastPage { rows: 0, last_cursor: None, has_next_page: false };
-    let mut deserializer = serde_json::Deserializer::from_str(body);
-    let outcome = EnvelopeSeed { root, sink: &mut *sink, page: &mut page }
-        .deserialize(&mut deserializer)
-        .and_then(|()| deserializer.end());
-    match outcome {
+    let mut scanner = Scanner::new(body);
+    match read_envelope(&mut scanner, root, sink, &mut page).and_then(|()| scanner.finish()) {
         Ok(()) => Some(page),
-        Err(_) => {
+        Err(Bail) => {
             sink.discard();
             None
         }
     }
 }
 
-/// Matches a key against a few names without allocating: `Some(index)` or `None` for another key.
-struct Key<'a>(&'a [&'a str]);
-
-impl<'de> DeserializeSeed<'de> for Key<'_> {
-    type Value = Option<usize>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<usize>, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key<'_> {
-    type Value = Option<usize>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key")
-    }
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.iter().position(|name| *name == key))
-    }
-}
-
-/// Marks key `index` as seen; a repeated key is an error (the careful path refuses it too, or
-/// keeps the last value, which this path does not try to imitate).
-fn first_time<E: de::Error>(seen: &mut [bool], index: usize) -> Result<(), E> {
+/// Marks key `index` as seen; a repeated key gives up (the careful path refuses it too, or keeps
+/// the last value, which this path does not try to imitate).
+fn first_time(seen: &mut [bool], index: usize) -> Scan<()> {
     if std::mem::replace(&mut seen[index], true) {
-        return Err(E::custom("repeated key"));
+        return Err(Bail);
     }
     Ok(())
 }
 
-/// Implements the `Visitor` boilerplate for a seed that only accepts a JSON object.
-macro_rules! object_visitor {
-    ($name:ident) => {
-        impl<'de, S: NodeSink> DeserializeSeed<'de> for $name<'_, S> {
-            type Value = ();
-            fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-                deserializer.deserialize_map(self)
+fn read_envelope<S: NodeSink>(scanner: &mut Scanner<'_>, root: &str, sink: &mut S, page: &mut FastPage) -> Scan<()> {
+    scanner.begin_object()?;
+    let mut first = true;
+    let mut seen = [false; 2];
+    while let Some(key) = scanner.next_key(&mut first)? {
+        match key {
+            "data" => {
+                first_time(&mut seen, 0)?;
+                read_data(scanner, root, sink, page)?;
             }
-        }
-    };
-}
-
-struct EnvelopeSeed<'a, S> {
-    root: &'a str,
-    sink: &'a mut S,
-    page: &'a mut FastPage,
-}
-
-object_visitor!(EnvelopeSeed);
-
-impl<'de, S: NodeSink> Visitor<'de> for EnvelopeSeed<'_, S> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a GraphQL response object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = [false; 2];
-        while let Some(key) = map.next_key_seed(Key(&["data", "errors"]))? {
-            match key {
-                Some(0) => {
-                    first_time(&mut seen, 0)?;
-                    map.next_value_seed(DataSeed { root: self.root, sink: &mut *self.sink, page: &mut *self.page })?;
-                }
-                Some(_) => {
-                    first_time(&mut seen, 1)?;
-                    map.next_value_seed(NoErrors)?;
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+            "errors" => {
+                first_time(&mut seen, 1)?;
+                read_no_errors(scanner)?;
             }
-        }
-        if !seen[0] {
-            return Err(de::Error::missing_field("data"));
-        }
-        Ok(())
-    }
-}
-
-/// `errors` may be absent, `null` or empty; anything in it sends the body down the careful path.
-struct NoErrors;
-
-impl<'de> DeserializeSeed<'de> for NoErrors {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NoErrors {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("null or an empty array")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        match seq.next_element::<IgnoredAny>()? {
-            None => Ok(()),
-            Some(_) => Err(de::Error::custom("the response carries errors")),
+            _ => scanner.skip_value()?,
         }
     }
-}
-
-struct DataSeed<'a, S> {
-    root: &'a str,
-    sink: &'a mut S,
-    page: &'a mut FastPage,
-}
-
-object_visitor!(DataSeed);
-
-impl<'de, S: NodeSink> Visitor<'de> for DataSeed<'_, S> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the data object")
+    if !seen[0] {
+        return Err(Bail);
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let names = [self.root];
-        let mut seen = [false; 1];
-        while let Some(key) = map.next_key_seed(Key(&names))? {
-            match key {
-                Some(_) => {
-                    first_time(&mut seen, 0)?;
-                    map.next_value_seed(ConnectionSeed { sink: &mut *self.sink, page: &mut *self.page })?;
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+    Ok(())
+}
+
+/// `errors` may be `null` or empty; anything in it sends the body down the careful path.
+fn read_no_errors(scanner: &mut Scanner<'_>) -> Scan<()> {
+    if scanner.null()? {
+        return Ok(());
+    }
+    scanner.begin_array()?;
+    if scanner.next_element(&mut true)? {
+        return Err(Bail);
+    }
+    Ok(())
+}
+
+fn read_data<S: NodeSink>(scanner: &mut Scanner<'_>, root: &str, sink: &mut S, page: &mut FastPage) -> Scan<()> {
+    scanner.begin_object()?;
+    let mut first = true;
+    let mut seen = [false; 1];
+    while let Some(key) = scanner.next_key(&mut first)? {
+        if key == root {
+            first_time(&mut seen, 0)?;
+            read_connection(scanner, sink, page)?;
+        } else {
+            scanner.skip_value()?;
+        }
+    }
+    if !seen[0] {
+        return Err(Bail);
+    }
+    Ok(())
+}
+
+fn read_connection<S: NodeSink>(scanner: &mut Scanner<'_>, sink: &mut S, page: &mut FastPage) -> Scan<()> {
+    scanner.begin_object()?;
+    let mut first = true;
+    let mut seen = [false; 2];
+    while let Some(key) = scanner.next_key(&mut first)? {
+        match key {
+            "edges" => {
+                first_time(&mut seen, 0)?;
+                read_edges(scanner, sink, page)?;
             }
-        }
-        if !seen[0] {
-            return Err(de::Error::custom("the root field is missing"));
-        }
-        Ok(())
-    }
-}
-
-struct ConnectionSeed<'a, S> {
-    sink: &'a mut S,
-    page: &'a mut FastPage,
-}
-
-object_visitor!(ConnectionSeed);
-
-impl<'de, S: NodeSink> Visitor<'de> for ConnectionSeed<'_, S> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a connection page")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = [false; 2];
-        while let Some(key) = map.next_key_seed(Key(&["edges", "pageInfo"]))? {
-            match key {
-                Some(0) => {
-                    first_time(&mut seen, 0)?;
-                    map.next_value_seed(EdgesSeed { sink: &mut *self.sink, page: &mut *self.page })?;
-                }
-                Some(_) => {
-                    first_time(&mut seen, 1)?;
-                    let info: PageInfo = map.next_value()?;
-                    self.page.has_next_page = info.has_next_page;
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+            "pageInfo" => {
+                first_time(&mut seen, 1)?;
+                page.has_next_page = read_page_info(scanner)?;
             }
+            _ => scanner.skip_value()?,
         }
-        if seen != [true, true] {
-            return Err(de::Error::custom("edges or pageInfo is missing"));
-        }
-        Ok(())
     }
+    if seen != [true, true] {
+        return Err(Bail);
+    }
+    Ok(())
 }
 
-struct EdgesSeed<'a, S> {
-    sink: &'a mut S,
-    page: &'a mut FastPage,
-}
-
-impl<'de, S: NodeSink> DeserializeSeed<'de> for EdgesSeed<'_, S> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de, S: NodeSink> Visitor<'de> for EdgesSeed<'_, S> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of edges")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut cursor = String::new();
-        while seq.next_element_seed(EdgeSeed { sink: &mut *self.sink, cursor: &mut cursor })?.is_some() {
-            self.page.rows += 1;
-        }
-        self.page.last_cursor = (self.page.rows > 0).then_some(cursor);
-        Ok(())
-    }
-}
-
-struct EdgeSeed<'a, S> {
-    sink: &'a mut S,
-    /// The cursor of the edge being read (one buffer for the page: only the last one is kept).
-    cursor: &'a mut String,
-}
-
-object_visitor!(EdgeSeed);
-
-impl<'de, S: NodeSink> Visitor<'de> for EdgeSeed<'_, S> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an edge")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = [false; 2];
-        while let Some(key) = map.next_key_seed(Key(&["cursor", "node"]))? {
-            match key {
-                Some(0) => {
-                    first_time(&mut seen, 0)?;
-                    map.next_value_seed(CursorSeed(&mut *self.cursor))?;
-                }
-                Some(_) => {
-                    first_time(&mut seen, 1)?;
-                    map.next_value_seed(NodeSeed(&mut *self.sink))?;
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+/// `pageInfo` as [`xledger_model::page::PageInfo`] reads it: `hasNextPage` once, as a boolean;
+/// other fields ignored.
+fn read_page_info(scanner: &mut Scanner<'_>) -> Scan<bool> {
+    scanner.begin_object()?;
+    let mut first = true;
+    let mut has_next_page = None;
+    while let Some(key) = scanner.next_key(&mut first)? {
+        if key == "hasNextPage" {
+            if has_next_page.is_some() {
+                return Err(Bail);
             }
+            has_next_page = Some(scanner.boolean()?);
+        } else {
+            scanner.skip_value()?;
         }
-        if seen != [true, true] {
-            return Err(de::Error::custom("cursor or node is missing"));
+    }
+    has_next_page.ok_or(Bail)
+}
+
+fn read_edges<S: NodeSink>(scanner: &mut Scanner<'_>, sink: &mut S, page: &mut FastPage) -> Scan<()> {
+    scanner.begin_array()?;
+    // One buffer for the page's cursors: only the last one is kept.
+    let mut cursor = String::new();
+    let mut first = true;
+    while scanner.next_element(&mut first)? {
+        read_edge(scanner, sink, &mut cursor)?;
+        page.rows += 1;
+    }
+    page.last_cursor = (page.rows > 0).then_some(cursor);
+    Ok(())
+}
+
+fn read_edge<S: NodeSink>(scanner: &mut Scanner<'_>, sink: &mut S, cursor: &mut String) -> Scan<()> {
+    scanner.begin_object()?;
+    let mut first = true;
+    let mut seen = [false; 2];
+    while let Some(key) = scanner.next_key(&mut first)? {
+        match key {
+            "cursor" => {
+                first_time(&mut seen, 0)?;
+                let text = scanner.string()?;
+                cursor.clear();
+                cursor.push_str(text);
+            }
+            "node" => {
+                first_time(&mut seen, 1)?;
+                sink.node(scanner)?;
+            }
+            _ => scanner.skip_value()?,
         }
-        Ok(())
     }
-}
-
-/// A cursor string, copied into the page's one cursor buffer.
-struct CursorSeed<'a>(&'a mut String);
-
-impl<'de> DeserializeSeed<'de> for CursorSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_str(self)
+    if seen != [true, true] {
+        return Err(Bail);
     }
-}
-
-impl<'de> Visitor<'de> for CursorSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a cursor string")
-    }
-    fn visit_str<E: de::Error>(self, cursor: &str) -> Result<(), E> {
-        self.0.clear();
-        self.0.push_str(cursor);
-        Ok(())
-    }
-}
-
-/// Hands the node's value to the sink.
-struct NodeSeed<'a, S>(&'a mut S);
-
-impl<'de, S: NodeSink> DeserializeSeed<'de> for NodeSeed<'_, S> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        self.0.node(deserializer)
-    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::value::RawValue;
-
     use super::*;
 
     /// Keeps each node as its JSON text; refuses nodes equal to `"refuse"`.
@@ -333,12 +199,12 @@ mod tests {
     }
 
     impl NodeSink for Collect {
-        fn node<'de, D: Deserializer<'de>>(&mut self, node: D) -> Result<(), D::Error> {
-            let raw: Box<RawValue> = serde::Deserialize::deserialize(node)?;
-            if raw.get() == "\"refuse\"" {
-                return Err(de::Error::custom("refused"));
+        fn node(&mut self, scanner: &mut Scanner<'_>) -> Scan<()> {
+            let raw = scanner.raw_value()?;
+            if raw == "\"refuse\"" {
+                return Err(Bail);
             }
-            self.nodes.push(raw.get().to_string());
+            self.nodes.push(raw.to_string());
             Ok(())
         }
         fn discard(&mut self) {
@@ -349,7 +215,7 @@ mod tests {
 
     fn read(body: &str) -> (Option<FastPage>, Collect) {
         let mut sink = Collect::default();
-        (read_page(body, "timesheets", &mut sink), sink)
+        (read_page(body.as_bytes(), "timesheets", &mut sink), sink)
     }
 
     #[test]

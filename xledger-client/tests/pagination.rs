@@ -309,10 +309,10 @@ struct Nodes {
 }
 
 impl xledger_model::page::NodeSink for Nodes {
-    fn node<'de, D: serde::Deserializer<'de>>(&mut self, node: D) -> Result<(), D::Error> {
-        let value: Value = serde::Deserialize::deserialize(node)?;
+    fn node(&mut self, scanner: &mut xledger_model::scan::Scanner<'_>) -> xledger_model::scan::Scan<()> {
+        let value: Value = serde_json::from_str(scanner.raw_value()?).map_err(|_| xledger_model::scan::Bail)?;
         if value["dbId"] == json!("bad") {
-            return Err(serde::de::Error::custom("refused"));
+            return Err(xledger_model::scan::Bail);
         }
         self.taken.push(value["dbId"].as_str().unwrap_or_default().to_string());
         Ok(())

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::scalars::Int64String;
+use crate::scan::{Scan, Scanner};
 
 /// The kind of a change-feed entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -68,20 +69,22 @@ pub struct DeltaEdge {
     pub node: DeltaNode,
 }
 
-/// Receives the nodes of a connection page while the response is being parsed, so that a page of
+/// Receives the nodes of a connection page while the response is being scanned, so that a page of
 /// items is read once, straight into whatever keeps it (the lake writer's Arrow builders), instead
 /// of being captured as raw JSON first and parsed again.
 ///
-/// The client calls [`node`](NodeSink::node) once per edge, in order, with a deserializer
-/// positioned at the edge's `node` value. If anything about the response turns out to be wrong,
-/// before or after the nodes (a node the sink refuses, GraphQL `errors`, malformed JSON, a missing
-/// `pageInfo`), the client calls [`discard`](NodeSink::discard) and falls back to reading the
+/// The client calls [`node`](NodeSink::node) once per edge, in order, with a [`Scanner`]
+/// positioned at the edge's `node` value; the sink reads exactly that value. If anything about the
+/// response turns out to be wrong or unusual, before or after the nodes (a node the sink refuses,
+/// GraphQL `errors`, malformed JSON, a missing `pageInfo`, anything the scanner leaves to
+/// serde_json), the client calls [`discard`](NodeSink::discard) and falls back to reading the
 /// page the careful way, as [`RawPage`], whose nodes the caller converts itself and whose errors
-/// say exactly what was wrong. So a sink may fail with any error: it only has to leave nothing
-/// behind once discarded.
+/// say exactly what was wrong. So a sink may give up on any node: it only has to leave nothing
+/// behind once discarded, and never accept a node the careful path would refuse or read
+/// differently.
 pub trait NodeSink {
-    /// Takes one node. On `Err` the page's fast path is abandoned.
-    fn node<'de, D: serde::Deserializer<'de>>(&mut self, node: D) -> Result<(), D::Error>;
+    /// Reads one node. On `Err` the page's fast path is abandoned.
+    fn node(&mut self, scanner: &mut Scanner<'_>) -> Scan<()>;
 
     /// Forgets every node taken since the sink last handed its nodes on.
     fn discard(&mut self);
