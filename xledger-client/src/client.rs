@@ -409,10 +409,48 @@ fn gunzip_whole(raw: &[u8], max_bytes: usize) -> Option<Vec<u8>> {
     if raw.len() < 18 || size > max_bytes {
         return None;
     }
-    let mut out = vec![0u8; size];
+    let mut out = Vec::with_capacity(size);
     // Checks the CRC32 and that the stream ends exactly at the trailer.
-    let written = libdeflater::Decompressor::new().gzip_decompress(raw, &mut out).ok()?;
+    let written = gzip_into_spare(raw, &mut out)?;
     (written == size).then_some(out)
+}
+
+/// Inflates the gzip member `raw` into `out`'s spare capacity with libdeflate, in one call and
+/// without zeroing the buffer first; `out`'s length becomes the inflated size. `None` when the
+/// stream is corrupt, its CRC32 or size does not match, or it does not fit.
+fn gzip_into_spare(raw: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+    use libdeflate_sys::{
+        libdeflate_alloc_decompressor, libdeflate_free_decompressor, libdeflate_gzip_decompress,
+        libdeflate_result_LIBDEFLATE_SUCCESS,
+    };
+    let spare = out.spare_capacity_mut();
+    let available = spare.len();
+    let mut written = 0usize;
+    // SAFETY: the decompressor is checked for null and freed before returning. libdeflate reads
+    // `raw.len()` bytes of `raw`, writes at most `available` bytes from `spare`'s start (a pointer
+    // into memory `out` owns; it may be uninitialised, libdeflate only writes there), and on
+    // success reports in `written` how many it wrote, all of them initialised. Only then is the
+    // length set, to that count, which cannot exceed the capacity.
+    unsafe {
+        let decompressor = libdeflate_alloc_decompressor();
+        if decompressor.is_null() {
+            return None;
+        }
+        let result = libdeflate_gzip_decompress(
+            decompressor,
+            raw.as_ptr().cast(),
+            raw.len(),
+            spare.as_mut_ptr().cast(),
+            available,
+            &mut written,
+        );
+        libdeflate_free_decompressor(decompressor);
+        if result != libdeflate_result_LIBDEFLATE_SUCCESS || written > available {
+            return None;
+        }
+        out.set_len(written);
+    }
+    Some(written)
 }
 
 fn gunzip_streaming(raw: &[u8], max_bytes: usize) -> Result<Vec<u8>, Failure> {
