@@ -15,6 +15,7 @@ pub mod cli;
 pub mod demo;
 pub mod engine;
 pub mod logging;
+pub mod memory;
 pub mod progress;
 pub mod serve;
 pub mod service;

@@ -10,6 +10,7 @@ use sync_runner::engine::{PassReport, PassRequest, StopSignal};
 use sync_runner::progress::Progress;
 
 fn main() -> ExitCode {
+    sync_runner::memory::tune();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -53,6 +53,9 @@ impl SyncService for EngineService {
         let stop = StopSignal::new(Some(request.deadline));
         tracing::info!(trigger = %request.trigger, full = request.full, "pass starting");
         let report = engine.run_pass(engine::PassRequest { entities, full: request.full }, stop).await;
+        drop(engine);
+        // The host keeps this process between timer runs: hand the pass's buffers back.
+        crate::memory::release();
         outcome(&report)
     }
 
