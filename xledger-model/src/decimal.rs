@@ -68,7 +68,8 @@ pub fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128, Decim
     let mut value: i128 = 0;
     let mut digits = 0usize;
     let mut push = |d: u8, value: &mut i128| -> Result<(), DecimalError> {
-        if *value != 0 || d != 0 {
+        // Leading zeros are not significant (`d` is the ASCII digit).
+        if *value != 0 || d != b'0' {
             digits += 1;
         }
         if digits > usize::from(precision) {
@@ -102,4 +103,18 @@ pub fn format_decimal(value: i128, scale: i8) -> String {
     let padded = format!("{digits:0>width$}", width = scale + 1);
     let (int_part, frac_part) = padded.split_at(padded.len() - scale);
     format!("{sign}{int_part}.{frac_part}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leading_zeros_are_not_significant_digits() {
+        // They were counted once: "0.5" did not fit a decimal(1,1) column.
+        assert_eq!(parse_decimal("0.5", 1, 1), Ok(5));
+        assert_eq!(parse_decimal("000123", 3, 0), Ok(123));
+        assert_eq!(parse_decimal("0000000000000000000000123.5", 4, 1), Ok(1235));
+        assert_eq!(parse_decimal("0000000000000000000001234.5", 4, 1), Err(DecimalError::Overflow { precision: 4 }));
+    }
 }
