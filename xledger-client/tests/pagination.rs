@@ -392,3 +392,25 @@ async fn a_retried_response_leaves_nothing_in_the_sink_and_errors_keep_their_kin
     assert_eq!(error.kind(), &ErrorKind::CursorDidNotAdvance);
     assert!(pager.next_into(&mut sink).await.is_none(), "nothing after an error");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_page_that_is_not_utf8_is_refused_by_the_careful_path_with_nothing_left_in_the_sink() {
+    let server = common::server().await;
+    // The fast path reads bytes, checking UTF-8 only inside strings: a bad byte in the second
+    // node's string must still fail the page, as the careful path's check of the body says.
+    let text = page_body("timesheets", &[("c1", node("1")), ("c2", node("2"))], false).to_string();
+    let mut bytes = text.replacen(r#""dbId":"2""#, r#""dbId":"2?""#, 1).into_bytes();
+    let at = bytes.iter().position(|&b| b == b'?').expect("the marker is there");
+    bytes[at] = 0xff;
+    let response = wiremock::ResponseTemplate::new(200).set_body_raw(bytes, "application/json");
+    Mock::given(method("POST")).respond_with(response).mount(&server).await;
+    let client = client(paused_config(&server));
+
+    let mut pager = client.items_pager(timesheets(), 3, None);
+    let mut sink = Nodes::default();
+    let error = pager.next_into(&mut sink).await.expect("a page").expect_err("not UTF-8");
+    assert_eq!(error.kind(), &ErrorKind::MalformedResponse, "{error}");
+    assert!(error.to_string().contains("not UTF-8"), "{error}");
+    assert!(sink.taken.is_empty());
+    assert_eq!(sink.discards, 1);
+}

@@ -6,8 +6,10 @@
 //! - `datetime/parse_wall_clock` and `datetime/oslo_to_utc`: the two halves of the above, apart;
 //! - `datetime/parse_xledger_date`: `yyyy-MM-dd` → `NaiveDate`;
 //! - `int64string/*`: an id sent as a JSON string (timesheets, beyond 2^53) or number;
-//! - `page/*`: JSON decoding of a 10 000-edge items page into [`RawPage`] (nodes kept raw) and of a
-//!   10 000-edge change-feed page into [`DeltaPage`].
+//! - `page/*`: JSON decoding of a 10 000-edge items page into [`RawPage`] (nodes kept raw: the
+//!   careful path), the same page walked by [`xledger_model::scan::Scanner`] (`scan_page/*`: every
+//!   key, string and number read, as the full-load fast path reads them, without converting), and
+//!   a 10 000-edge change-feed page into [`DeltaPage`].
 //!
 //! Arrow building (JSON node → RecordBatch) is lake-writer's `convert` bench; the client's page
 //! decoding from the wire is xledger-client's `page_decode` bench.
@@ -21,6 +23,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Map, Value, json};
 use xledger_model::decimal::parse_decimal;
 use xledger_model::page::{DeltaPage, MutationType, RawPage};
+use xledger_model::scan::{Bail, Scanner};
 use xledger_model::scalars::Int64String;
 use xledger_model::time::{oslo_to_utc, parse_wall_clock, parse_xledger_date, parse_xledger_datetime};
 use xledger_model::{ColumnKind, EntitySpec, JsonRepr};
@@ -178,6 +181,50 @@ fn delta_page_text() -> String {
     json!({ "edges": edges, "pageInfo": { "hasNextPage": false } }).to_string()
 }
 
+/// Walks a page as the full-load fast path does: every key matched, every string and integer read
+/// (nothing converted); the number of edges.
+fn scan_page(text: &[u8]) -> Result<usize, Bail> {
+    fn value(scanner: &mut Scanner<'_>) -> Result<(), Bail> {
+        match scanner.peek() {
+            Some(b'"') => scanner.string().map(|s| {
+                black_box(s);
+            }),
+            Some(b'-' | b'0'..=b'9') => scanner.integer().map(|n| {
+                black_box(n);
+            }),
+            Some(b'{') => object(scanner),
+            _ => scanner.skip_value(),
+        }
+    }
+    fn object(scanner: &mut Scanner<'_>) -> Result<(), Bail> {
+        scanner.begin_object()?;
+        let mut first = true;
+        while let Some(key) = scanner.next_key(&mut first)? {
+            black_box(key);
+            value(scanner)?;
+        }
+        Ok(())
+    }
+    let mut scanner = Scanner::new(text);
+    let mut edges = 0;
+    scanner.begin_object()?;
+    let mut first = true;
+    while let Some(key) = scanner.next_key(&mut first)? {
+        if key != "edges" {
+            scanner.skip_value()?;
+            continue;
+        }
+        scanner.begin_array()?;
+        let mut first_edge = true;
+        while scanner.next_element(&mut first_edge)? {
+            object(&mut scanner)?;
+            edges += 1;
+        }
+    }
+    scanner.finish()?;
+    Ok(edges)
+}
+
 fn pages(c: &mut Criterion) {
     let mut group = c.benchmark_group("page");
     group.sample_size(20).throughput(Throughput::Elements(PAGE as u64));
@@ -189,6 +236,8 @@ fn pages(c: &mut Criterion) {
         assert!(page.page_info.has_next_page);
         eprintln!("page/{name}: {PAGE} edges, {} bytes of JSON", text.len());
         group.bench_function(format!("raw_page/{name}"), |b| b.iter(|| black_box(serde_json::from_str::<RawPage>(black_box(&text)))));
+        assert_eq!(scan_page(text.as_bytes()), Ok(PAGE));
+        group.bench_function(format!("scan_page/{name}"), |b| b.iter(|| black_box(scan_page(black_box(text.as_bytes())))));
     }
     let text = delta_page_text();
     let page: DeltaPage = serde_json::from_str(&text).expect("the sample delta page decodes");
