@@ -67,9 +67,6 @@ pub struct PageConverter {
     clock: WallClockCache,
     /// Rows taken through [`NodeSink::node`] and not yet handed on by [`PageConverter::finish_streamed`].
     streamed: usize,
-    /// The last streamed dbId while the streamed ids ascend; `None` once they stopped ascending
-    /// (and `seen_db_ids` holds them) or before the first.
-    streamed_last_db_id: Option<i64>,
 }
 
 impl fmt::Debug for PageConverter {
@@ -91,7 +88,6 @@ impl PageConverter {
             seen_db_ids: HashSet::new(),
             clock: WallClockCache::default(),
             streamed: 0,
-            streamed_last_db_id: None,
         }
     }
 
@@ -155,7 +151,6 @@ impl PageConverter {
     /// `ADDED` rows; `synced_at` fills `_synced_at`.
     pub fn finish_streamed(&mut self, synced_at: DateTime<Utc>) -> Result<RecordBatch, ConvertError> {
         let rows = std::mem::take(&mut self.streamed);
-        self.seen_db_ids.clear();
         self.finish_batch(rows, synced_at)
     }
 
@@ -223,7 +218,6 @@ impl PageConverter {
     fn finish_batch(&mut self, rows: usize, synced_at: DateTime<Utc>) -> Result<RecordBatch, ConvertError> {
         // dbIds are unique per batch: whichever path fills the next one starts afresh.
         self.seen_db_ids.clear();
-        self.streamed_last_db_id = None;
         let mut arrays: Vec<ArrayRef> = self.builders.iter_mut().map(ColumnBuilder::finish_and_reserve).collect();
         arrays.push(Arc::new(finish_strings_and_reserve(&mut self.mutation_types)));
         arrays.push(Arc::new(
@@ -236,11 +230,14 @@ impl PageConverter {
         })
     }
 
+    /// Drops a failed batch's rows and the dbIds seen in it, so the next batch starts clean (the
+    /// streamed path reads an empty set as "ids ascend so far").
     fn reset(&mut self) {
         for builder in &mut self.builders {
             builder.finish();
         }
         self.mutation_types.finish();
+        self.seen_db_ids.clear();
     }
 
     fn error(&self, db_id: Option<i64>, column: &str, value: String, reason: ConvertReason) -> ConvertError {
@@ -262,24 +259,16 @@ impl NodeSink for PageConverter {
         if let Some(ColumnBuilder::Int64(builder)) = self.db_id_column.map(|c| &self.builders[c])
             && let Some(&db_id) = builder.values_slice().get(self.streamed)
         {
-            // Xledger pages in dbId order, and ids that ascend are unique without a set. The first
-            // id that does not ascend moves the page's earlier ids into the set, which decides from
-            // then on.
-            let fresh = match self.streamed_last_db_id {
-                Some(last) if db_id > last => {
-                    self.streamed_last_db_id = Some(db_id);
-                    true
+            // Xledger pages in dbId order, and ids that ascend are unique without a set: while the
+            // set is empty, each id only has to exceed the one before. The first id that does not
+            // moves the batch's earlier ids into the set, which decides from then on.
+            let earlier = &builder.values_slice()[..self.streamed];
+            let ascending = self.seen_db_ids.is_empty() && earlier.last().is_none_or(|&last| db_id > last);
+            let fresh = ascending || {
+                if self.seen_db_ids.is_empty() {
+                    self.seen_db_ids.extend(earlier.iter().copied());
                 }
-                None if self.streamed == 0 => {
-                    self.streamed_last_db_id = Some(db_id);
-                    true
-                }
-                Some(_) => {
-                    self.streamed_last_db_id = None;
-                    self.seen_db_ids.extend(builder.values_slice()[..self.streamed].iter().copied());
-                    self.seen_db_ids.insert(db_id)
-                }
-                None => self.seen_db_ids.insert(db_id),
+                self.seen_db_ids.insert(db_id)
             };
             if !fresh {
                 // A dbId twice in one page: the row stays in the builders and the client discards
@@ -293,9 +282,7 @@ impl NodeSink for PageConverter {
 
     fn discard(&mut self) {
         self.reset();
-        self.seen_db_ids.clear();
         self.streamed = 0;
-        self.streamed_last_db_id = None;
     }
 }
 

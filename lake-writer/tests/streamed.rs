@@ -221,6 +221,19 @@ fn streamed_db_ids_are_unique_whatever_their_order() {
     }
 }
 
+#[test]
+fn a_careful_page_refused_for_a_repeated_db_id_leaves_no_ids_behind() {
+    let entity = xledger_model::entity("timesheets").unwrap();
+    let mut nodes = support::nodes(entity, 1, 4, 3, support::NO_NULLS);
+    let mut converter = PageConverter::new(entity);
+    let repeated = [nodes[0].clone(), nodes[1].clone(), nodes[0].clone()];
+    assert!(careful(&mut converter, &repeated).is_err());
+    // The same ids, ascending, stream as a fresh page: nothing of the refused page is remembered.
+    nodes.truncate(2);
+    let streamed = stream(&mut converter, &nodes).expect("unique ids");
+    assert_eq!(streamed, careful(&mut PageConverter::new(entity), &nodes).unwrap());
+}
+
 /// Writes `value` as JSON with every string escaped in some of the ways JSON allows (`\uXXXX`,
 /// surrogate pairs, `\/`, the short escapes) and whitespace between tokens, choices drawn from
 /// `seed`.

@@ -198,7 +198,7 @@ impl XledgerClient {
         variables: serde_json::Value,
         ctx: RequestContext,
     ) -> Result<Box<RawValue>, ClientError> {
-        match self.execute_with(document, variables, ctx, |_, _| None::<std::convert::Infallible>).await? {
+        match self.execute_with(document, variables, ctx, |_| None::<std::convert::Infallible>).await? {
             Reply::Data(data) => Ok(data),
             Reply::Fast(never) => match never {},
         }
@@ -213,7 +213,7 @@ impl XledgerClient {
         fast: F,
     ) -> Result<Reply<T>, ClientError>
     where
-        F: FnMut(u16, &[u8]) -> Option<T>,
+        F: FnMut(&[u8]) -> Option<T>,
     {
         let body = serde_json::to_vec(&GraphQlBody { query: document, variables: &variables }).map_err(|e| {
             ClientError::new(ErrorKind::InvalidArgument, ctx.clone(), format!("cannot serialize the request: {e}"))
@@ -230,18 +230,18 @@ impl XledgerClient {
     /// Sends `body` until it succeeds, fails in a way that is not retried, runs out of attempts,
     /// or would pass the deadline. Each retry is logged with its reason and counted.
     async fn send(&self, body: Bytes, ctx: &RequestContext) -> Result<Box<RawValue>, ClientError> {
-        match self.send_with(body, ctx, |_, _| None::<std::convert::Infallible>).await? {
+        match self.send_with(body, ctx, |_| None::<std::convert::Infallible>).await? {
             Reply::Data(data) => Ok(data),
             Reply::Fast(never) => match never {},
         }
     }
 
-    /// [`send`](Self::send), offering each response body (status, decompressed bytes, not yet
-    /// checked as UTF-8) to `fast` first: `Some` is the reply as it is; `None` reads the body the
-    /// usual way (UTF-8 check, classify, retry).
+    /// [`send`](Self::send), offering each successful (2xx) response body, decompressed but not
+    /// yet checked as UTF-8, to `fast` first: `Some` is the reply as it is; `None` reads the body
+    /// the usual way (UTF-8 check, classify, retry).
     pub(crate) async fn send_with<T, F>(&self, body: Bytes, ctx: &RequestContext, mut fast: F) -> Result<Reply<T>, ClientError>
     where
-        F: FnMut(u16, &[u8]) -> Option<T>,
+        F: FnMut(&[u8]) -> Option<T>,
     {
         let policy = &self.inner.retry;
         let mut attempt: u32 = 0;
@@ -301,7 +301,7 @@ impl XledgerClient {
     /// One HTTP exchange under the in-flight limit, bounded by the request timeout and the deadline.
     async fn attempt<T, F>(&self, body: &Bytes, entity: Option<&str>, fast: &mut F) -> Result<Reply<T>, Failure>
     where
-        F: FnMut(u16, &[u8]) -> Option<T>,
+        F: FnMut(&[u8]) -> Option<T>,
     {
         let inner = &self.inner;
         let deadline_failure = || Failure::new(ErrorKind::DeadlineExceeded, "the deadline passed before a response");
@@ -338,7 +338,7 @@ impl XledgerClient {
         };
         let bytes = self.decode(encoding.as_ref(), raw)?;
         if (200..300).contains(&status)
-            && let Some(reply) = fast(status, &bytes)
+            && let Some(reply) = fast(&bytes)
         {
             return Ok(Reply::Fast(reply));
         }

@@ -265,7 +265,7 @@ impl ItemsPager<'_> {
         let root = self.pager.root_field;
         let page = self
             .client
-            .next_page::<RawPage, FastPage, _>(&mut self.pager, |_, body| stream::read_page(body, root, &mut *sink))
+            .next_page::<RawPage, FastPage, _>(&mut self.pager, |body| stream::read_page(body, root, &mut *sink))
             .await?;
         Some(page.map(|page| match page {
             Either::Left(fast) => ItemsPage::Streamed { rows: fast.rows, last_cursor: fast.last_cursor },
@@ -281,7 +281,7 @@ impl XledgerClient {
     where
         P: Page,
         T: Cursors,
-        F: FnMut(u16, &[u8]) -> Option<T>,
+        F: FnMut(&[u8]) -> Option<T>,
     {
         if pager.done {
             return None;
@@ -325,7 +325,7 @@ impl XledgerClient {
 
     fn pages<P: Page>(&self, pager: Pager) -> impl Stream<Item = Result<P, ClientError>> + Send + '_ {
         futures_stream::unfold(pager, move |mut pager| async move {
-            let page = self.next_page::<P, std::convert::Infallible, _>(&mut pager, |_, _| None).await?;
+            let page = self.next_page::<P, std::convert::Infallible, _>(&mut pager, |_| None).await?;
             let page = page.map(|page| match page {
                 Either::Left(never) => match never {},
                 Either::Right(page) => page,

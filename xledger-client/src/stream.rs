@@ -45,108 +45,64 @@ pub(crate) fn read_page<S: NodeSink>(body: &[u8], root: &str, sink: &mut S) -> O
     }
 }
 
-/// Marks key `index` as seen; a repeated key gives up (the careful path refuses it too, or keeps
-/// the last value, which this path does not try to imitate).
-fn first_time(seen: &mut [bool], index: usize) -> Scan<()> {
-    if std::mem::replace(&mut seen[index], true) {
+/// Reads an object whose keys of interest are `names` (at most eight): `on_field` reads the value
+/// of each, others are skipped. Gives up on a repeated key of interest (the careful path refuses
+/// it too, or keeps the last value, which this path does not try to imitate) and unless the first
+/// `required` names were all present.
+fn read_fields(
+    scanner: &mut Scanner<'_>,
+    names: &[&str],
+    required: usize,
+    mut on_field: impl FnMut(usize, &mut Scanner<'_>) -> Scan<()>,
+) -> Scan<()> {
+    scanner.begin_object()?;
+    let mut first = true;
+    let mut seen = 0u8;
+    while let Some(key) = scanner.next_key(&mut first)? {
+        match names.iter().position(|name| *name == key) {
+            Some(index) => {
+                let bit = 1 << index;
+                if seen & bit != 0 {
+                    return Err(Bail);
+                }
+                seen |= bit;
+                on_field(index, scanner)?;
+            }
+            None => scanner.skip_value()?,
+        }
+    }
+    let all_required = (1u16 << required) - 1;
+    if u16::from(seen) & all_required != all_required {
         return Err(Bail);
     }
     Ok(())
 }
 
+/// `{"data": …, "errors": …}`: `data` required; `errors` may be `null` or empty, anything in it
+/// sends the body down the careful path.
 fn read_envelope<S: NodeSink>(scanner: &mut Scanner<'_>, root: &str, sink: &mut S, page: &mut FastPage) -> Scan<()> {
-    scanner.begin_object()?;
-    let mut first = true;
-    let mut seen = [false; 2];
-    while let Some(key) = scanner.next_key(&mut first)? {
-        match key {
-            "data" => {
-                first_time(&mut seen, 0)?;
-                read_data(scanner, root, sink, page)?;
+    read_fields(scanner, &["data", "errors"], 1, |index, scanner| match index {
+        0 => read_fields(scanner, &[root], 1, |_, scanner| read_connection(scanner, sink, page)),
+        _ => {
+            if scanner.null()? {
+                return Ok(());
             }
-            "errors" => {
-                first_time(&mut seen, 1)?;
-                read_no_errors(scanner)?;
-            }
-            _ => scanner.skip_value()?,
+            scanner.begin_array()?;
+            if scanner.next_element(&mut true)? { Err(Bail) } else { Ok(()) }
         }
-    }
-    if !seen[0] {
-        return Err(Bail);
-    }
-    Ok(())
+    })
 }
 
-/// `errors` may be `null` or empty; anything in it sends the body down the careful path.
-fn read_no_errors(scanner: &mut Scanner<'_>) -> Scan<()> {
-    if scanner.null()? {
-        return Ok(());
-    }
-    scanner.begin_array()?;
-    if scanner.next_element(&mut true)? {
-        return Err(Bail);
-    }
-    Ok(())
-}
-
-fn read_data<S: NodeSink>(scanner: &mut Scanner<'_>, root: &str, sink: &mut S, page: &mut FastPage) -> Scan<()> {
-    scanner.begin_object()?;
-    let mut first = true;
-    let mut seen = [false; 1];
-    while let Some(key) = scanner.next_key(&mut first)? {
-        if key == root {
-            first_time(&mut seen, 0)?;
-            read_connection(scanner, sink, page)?;
-        } else {
-            scanner.skip_value()?;
-        }
-    }
-    if !seen[0] {
-        return Err(Bail);
-    }
-    Ok(())
-}
-
+/// `{"edges": […], "pageInfo": {"hasNextPage": …}}`, both required; `pageInfo` as
+/// [`xledger_model::page::PageInfo`] reads it (`hasNextPage` once, as a boolean).
 fn read_connection<S: NodeSink>(scanner: &mut Scanner<'_>, sink: &mut S, page: &mut FastPage) -> Scan<()> {
-    scanner.begin_object()?;
-    let mut first = true;
-    let mut seen = [false; 2];
-    while let Some(key) = scanner.next_key(&mut first)? {
-        match key {
-            "edges" => {
-                first_time(&mut seen, 0)?;
-                read_edges(scanner, sink, page)?;
-            }
-            "pageInfo" => {
-                first_time(&mut seen, 1)?;
-                page.has_next_page = read_page_info(scanner)?;
-            }
-            _ => scanner.skip_value()?,
-        }
-    }
-    if seen != [true, true] {
-        return Err(Bail);
-    }
-    Ok(())
-}
-
-/// `pageInfo` as [`xledger_model::page::PageInfo`] reads it: `hasNextPage` once, as a boolean;
-/// other fields ignored.
-fn read_page_info(scanner: &mut Scanner<'_>) -> Scan<bool> {
-    scanner.begin_object()?;
-    let mut first = true;
-    let mut has_next_page = None;
-    while let Some(key) = scanner.next_key(&mut first)? {
-        if key == "hasNextPage" {
-            if has_next_page.is_some() {
-                return Err(Bail);
-            }
-            has_next_page = Some(scanner.boolean()?);
-        } else {
-            scanner.skip_value()?;
-        }
-    }
-    has_next_page.ok_or(Bail)
+    read_fields(scanner, &["edges", "pageInfo"], 2, |index, scanner| match index {
+        0 => read_edges(scanner, sink, page),
+        _ => read_fields(scanner, &["hasNextPage"], 1, |_, scanner| {
+            page.has_next_page = scanner.boolean()?;
+            Ok(())
+        }),
+    })
 }
 
 fn read_edges<S: NodeSink>(scanner: &mut Scanner<'_>, sink: &mut S, page: &mut FastPage) -> Scan<()> {
@@ -155,35 +111,19 @@ fn read_edges<S: NodeSink>(scanner: &mut Scanner<'_>, sink: &mut S, page: &mut F
     let mut cursor = String::new();
     let mut first = true;
     while scanner.next_element(&mut first)? {
-        read_edge(scanner, sink, &mut cursor)?;
-        page.rows += 1;
-    }
-    page.last_cursor = (page.rows > 0).then_some(cursor);
-    Ok(())
-}
-
-fn read_edge<S: NodeSink>(scanner: &mut Scanner<'_>, sink: &mut S, cursor: &mut String) -> Scan<()> {
-    scanner.begin_object()?;
-    let mut first = true;
-    let mut seen = [false; 2];
-    while let Some(key) = scanner.next_key(&mut first)? {
-        match key {
-            "cursor" => {
-                first_time(&mut seen, 0)?;
+        // `{"cursor": "…", "node": {…}}`, both required.
+        read_fields(scanner, &["cursor", "node"], 2, |index, scanner| match index {
+            0 => {
                 let text = scanner.string()?;
                 cursor.clear();
                 cursor.push_str(text);
+                Ok(())
             }
-            "node" => {
-                first_time(&mut seen, 1)?;
-                sink.node(scanner)?;
-            }
-            _ => scanner.skip_value()?,
-        }
+            _ => sink.node(scanner),
+        })?;
+        page.rows += 1;
     }
-    if seen != [true, true] {
-        return Err(Bail);
-    }
+    page.last_cursor = (page.rows > 0).then_some(cursor);
     Ok(())
 }
 

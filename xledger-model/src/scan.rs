@@ -207,7 +207,7 @@ impl<'a> Scanner<'a> {
         if self.bytes.get(self.pos) != Some(&b'"') {
             return Err(Bail);
         }
-        let run = self.run()?;
+        let run = self.run(self.pos + 1)?;
         if self.bytes.get(run.end) != Some(&b'"') {
             return Err(Bail);
         }
@@ -235,11 +235,10 @@ impl<'a> Scanner<'a> {
         Ok(true)
     }
 
-    /// Scans the plain bytes of a string from the opening quote at `self.pos` up to the first
-    /// `"`, `\` or control character (at `end`, not consumed; `self.pos` is left unchanged).
+    /// Scans the plain bytes of a string from `start` up to the first `"`, `\` or control
+    /// character (at `end`, not consumed; `self.pos` is left unchanged).
     #[inline]
-    fn run(&self) -> Scan<Run> {
-        let start = self.pos + 1;
+    fn run(&self, start: usize) -> Scan<Run> {
         let mut at = start;
         let mut high = 0u64;
         while let Some(chunk) = self.bytes.get(at..at + 8) {
@@ -285,7 +284,7 @@ impl<'a> Scanner<'a> {
         if self.peek() != Some(b'"') {
             return Err(Bail);
         }
-        let run = self.run()?;
+        let run = self.run(self.pos + 1)?;
         if self.bytes[run.end] == b'"' {
             self.pos = run.end + 1;
             return self.text(&run);
@@ -312,9 +311,7 @@ impl<'a> Scanner<'a> {
                 }
                 _ => return Err(Bail),
             }
-            // `run` starts one byte after `self.pos`, as if at an opening quote.
-            self.pos -= 1;
-            run = self.run()?;
+            run = self.run(self.pos)?;
         }
         self.scratch = scratch;
         Ok(&self.scratch)

@@ -232,8 +232,7 @@ pub struct WriterResult {
     pub rows_per_s: f64,
     /// The same, in MB (10^6 bytes) of input JSON per second (`write_bytes/<entity>`).
     pub json_mb_per_s: f64,
-    /// Page → RecordBatch only, in one pass (`convert/<entity>/streamed`, else the older
-    /// `convert/<entity>/direct`), when that bench ran.
+    /// Page text → RecordBatch only, in one pass (`convert/<entity>/streamed`), when that bench ran.
     pub convert_rows_per_s: Option<f64>,
 }
 
@@ -438,12 +437,12 @@ pub fn judge(report: &Report) -> Vec<TargetCheck> {
 // Rendering.
 // ---------------------------------------------------------------------------------------------
 
-/// The tables printed on stdout.
 /// Microseconds of CPU per row (0 for no rows).
 fn micros_per_row(cpu_s: f64, rows: u64) -> f64 {
     if rows == 0 { 0.0 } else { cpu_s * 1e6 / rows as f64 }
 }
 
+/// The tables printed on stdout.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let m = &report.machine;
@@ -685,7 +684,7 @@ impl CriterionResult {
 }
 
 /// Every criterion result under `criterion_dir` written at or after `since`, by full id
-/// (`write/timesheets`, `convert/timesheets/direct`).
+/// (`write/timesheets`, `convert/timesheets/streamed`).
 pub fn criterion_results(criterion_dir: &Path, since: SystemTime) -> anyhow::Result<BTreeMap<String, CriterionResult>> {
     let mut results = BTreeMap::new();
     let mut pending = vec![criterion_dir.to_path_buf()];
@@ -744,10 +743,7 @@ pub fn writer_result(entity: &str, results: &BTreeMap<String, CriterionResult>) 
         entity: entity.to_string(),
         rows_per_s: rate(format!("write/{entity}"))?,
         json_mb_per_s: rate(format!("write_bytes/{entity}"))? / 1e6,
-        convert_rows_per_s: results
-            .get(&format!("convert/{entity}/streamed"))
-            .or_else(|| results.get(&format!("convert/{entity}/direct")))
-            .and_then(CriterionResult::per_second),
+        convert_rows_per_s: results.get(&format!("convert/{entity}/streamed")).and_then(CriterionResult::per_second),
     })
 }
 
@@ -1239,7 +1235,7 @@ mod tests {
         // 10 000 rows in 20 ms = 500 000 rows/s; 5 MB in 20 ms = 250 MB/s; convert in 10 ms.
         write_criterion_result(dir.path(), "write/timesheets", "write/timesheets", serde_json::json!({ "Elements": 10_000 }), 20e6);
         write_criterion_result(dir.path(), "write_bytes/timesheets", "write_bytes/timesheets", serde_json::json!({ "Bytes": 5_000_000 }), 20e6);
-        write_criterion_result(dir.path(), "convert_timesheets/direct", "convert/timesheets/direct", serde_json::json!({ "Elements": 10_000 }), 10e6);
+        write_criterion_result(dir.path(), "convert_timesheets/streamed", "convert/timesheets/streamed", serde_json::json!({ "Elements": 10_000 }), 10e6);
         let results = criterion_results(dir.path(), SystemTime::UNIX_EPOCH).unwrap();
         let writer = writer_result("timesheets", &results).unwrap();
         assert_eq!(writer.rows_per_s.round(), 500_000.0);

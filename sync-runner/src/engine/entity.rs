@@ -343,26 +343,19 @@ async fn full_resume(
             // The client counts the edges it read, the converter the nodes it took: equal unless
             // a bug loses a row, which must stop the load rather than reach the lake.
             ItemsPage::Streamed { .. } if converter.streamed_rows() != rows => {
-                if let Some(writer) = part.take() {
-                    writer.abort().await.ok();
-                }
-                return Err(anyhow!(
-                    "{}: internal error: the page had {rows} edges but {} rows were converted",
-                    entity.name,
-                    converter.streamed_rows()
-                ));
+                Err(anyhow!("internal error: the page had {rows} edges but {} rows were converted", converter.streamed_rows()))
             }
-            ItemsPage::Streamed { .. } => writer.write_streamed(&mut converter).await,
+            ItemsPage::Streamed { .. } => writer.write_streamed(&mut converter).await.map_err(anyhow::Error::new),
             ItemsPage::Raw(raw) => {
                 let nodes: Vec<(&RawValue, MutationType)> = raw.edges.iter().map(|e| (&*e.node, MutationType::Added)).collect();
-                writer.write_nodes(&nodes).await
+                writer.write_nodes(&nodes).await.map_err(anyhow::Error::new)
             }
         };
         if let Err(err) = written {
             if let Some(writer) = part.take() {
                 writer.abort().await.ok();
             }
-            return Err(anyhow::Error::new(err).context(format!("{}: converting a page of items", entity.name)));
+            return Err(err.context(format!("{}: converting a page of items", entity.name)));
         }
         counts.added += rows as u64;
         engine.progress.rows(entity.name, rows as u64);
