@@ -69,6 +69,29 @@ pub struct Args {
     /// Keep the lakes, state files and logs under `target/bench/work-<stamp>/`.
     #[arg(long)]
     pub keep: bool,
+    /// Parquet compression of the synced files (the tool's default is zstd). `none` shows what
+    /// the codec costs in the full syncs.
+    #[arg(long, value_enum, default_value_t = Compression::Zstd)]
+    pub compression: Compression,
+}
+
+/// The tool's `--compression` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    Zstd,
+    Snappy,
+    None,
+}
+
+impl Compression {
+    /// The value of the tool's `XLEDGER_COMPRESSION`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Snappy => "snappy",
+            Compression::None => "none",
+        }
+    }
 }
 
 impl Args {
@@ -106,7 +129,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stamp: stamp.clone(),
         machine: machine_before,
         load_average_after: None,
-        settings: Settings { sizes, other_rows: args.other_rows, changes: args.changes, seed: args.seed },
+        settings: Settings {
+            sizes,
+            other_rows: args.other_rows,
+            changes: args.changes,
+            seed: args.seed,
+            compression: args.compression.as_str(),
+        },
         writer,
         simulators: Vec::new(),
         full_syncs: Vec::new(),
@@ -144,7 +173,7 @@ fn measure_syncs(binaries: &Binaries, work: &Path, report: &mut Report) -> anyho
         eprintln!("xtask bench: starting xledger-sim with {rows} timesheets and transactions, {} rows of the others", settings.other_rows);
         let sim_settings = SimSettings { rows, other_rows: settings.other_rows, seed: settings.seed };
         let sim = SimProcess::start(&binaries.sim, sim_settings, &key, &dir.join("xledger-sim.log"))?;
-        let sync = SyncSetup { binary: &binaries.sync, sim: &sim, key: &key, dir: &dir };
+        let sync = SyncSetup { binary: &binaries.sync, sim: &sim, key: &key, dir: &dir, compression: settings.compression };
         for entity in FULL_SYNC_ENTITIES {
             let label = format!("full-{entity}-{rows}");
             eprintln!("xtask bench: {label}");
@@ -196,6 +225,8 @@ pub struct Settings {
     pub other_rows: u64,
     pub changes: u64,
     pub seed: u64,
+    /// Parquet compression of the synced files.
+    pub compression: &'static str,
 }
 
 /// The machine and how busy it was when the run started.
@@ -417,13 +448,19 @@ pub fn judge(report: &Report) -> Vec<TargetCheck> {
         met: timesheets_writer.map(|w| w.rows_per_s >= MIN_WRITER_ROWS_PER_S),
     });
     let busiest = report.full_syncs.iter().max_by(|a, b| a.pass.cpu_share.total_cmp(&b.pass.cpu_share));
+    // The target is about the tool as it ships: a run with another codec shows what the codec
+    // costs, and is not judged.
+    let shipped_codec = report.settings.compression == "zstd";
     checks.push(TargetCheck {
         target: format!("tool CPU time <= {:.0} % of wall time in every full sync", MAX_FULL_SYNC_CPU_SHARE * 100.0),
         measured: busiest.map_or_else(
             || "no full sync ran".to_string(),
-            |f| format!("at most {:.0} % ({} {})", f.pass.cpu_share * 100.0, f.entity, count(f.rows)),
+            |f| {
+                let codec = if shipped_codec { String::new() } else { format!("; compression {}, not judged", report.settings.compression) };
+                format!("at most {:.0} % ({} {}{codec})", f.pass.cpu_share * 100.0, f.entity, count(f.rows))
+            },
         ),
-        met: busiest.map(|f| f.pass.cpu_share <= MAX_FULL_SYNC_CPU_SHARE),
+        met: busiest.filter(|_| shipped_codec).map(|f| f.pass.cpu_share <= MAX_FULL_SYNC_CPU_SHARE),
     });
     checks.push(TargetCheck {
         target: format!("idle pass: {IDLE_PASS_REQUESTS} request"),
@@ -478,7 +515,11 @@ pub fn render(report: &Report) -> String {
         }
     }
 
-    let _ = writeln!(out, "\n2. Full sync from xledger-sim over loopback (one run per entity and size)");
+    let _ = writeln!(
+        out,
+        "\n2. Full sync from xledger-sim over loopback (one run per entity and size, Parquet compression {})",
+        report.settings.compression
+    );
     let _ = writeln!(
         out,
         "{:<14} {:>10} {:>9} {:>10} {:>9} {:>7} {:>10} {:>9} {:>11} {:>9} {:>10} {:>12}",
@@ -1061,6 +1102,8 @@ struct SyncSetup<'a> {
     key: &'a SimKey,
     /// Holds `lake/`, `state.json` and the logs of every pass.
     dir: &'a Path,
+    /// The tool's `XLEDGER_COMPRESSION`.
+    compression: &'a str,
 }
 
 impl SyncSetup<'_> {
@@ -1083,6 +1126,7 @@ impl SyncSetup<'_> {
             .env("XLEDGER_API_KEY", self.key.expose())
             .env("XLEDGER_LAKE", self.dir.join("lake"))
             .env("XLEDGER_STATE", self.dir.join("state.json"))
+            .env("XLEDGER_COMPRESSION", self.compression)
             .env("XLEDGER_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -1326,7 +1370,7 @@ mod tests {
             stamp: "20260101_000000".into(),
             machine: Machine { cpu_model: None, cores: 2, memory_bytes: None, kernel: None, load_average_before: None },
             load_average_after: None,
-            settings: Settings { sizes: vec![100_000, 1_000_000], other_rows: 10, changes: 10, seed: 1 },
+            settings: Settings { sizes: vec![100_000, 1_000_000], other_rows: 10, changes: 10, seed: 1, compression: "zstd" },
             writer: writer_rows_per_s.map(|rows_per_s| {
                 vec![WriterResult { entity: "timesheets".into(), rows_per_s, json_mb_per_s: 1.0, convert_rows_per_s: None }]
             }),
@@ -1377,6 +1421,22 @@ mod tests {
         r.settings.sizes = vec![100_000];
         let checks = judge(&r);
         assert_eq!(checks.iter().map(|c| c.met).collect::<Vec<_>>(), vec![Some(true), None, None, Some(true), Some(true)]);
+    }
+
+    #[test]
+    fn the_cpu_share_is_not_judged_with_another_codec_than_the_shipped_one() {
+        let mut r = report(vec![full("timesheets", 100_000, 100, 0.7)], Some(400_000.0), 1);
+        r.settings.compression = "none";
+        let checks = judge(&r);
+        assert_eq!(checks[3].met, None, "{checks:#?}");
+        assert_eq!(checks[3].measured, "at most 70 % (timesheets 100 000; compression none, not judged)");
+        assert!(render(&r).contains("Parquet compression none"));
+    }
+
+    #[test]
+    fn compression_defaults_to_the_tools_default() {
+        assert_eq!(args(&[]).map(|a| a.compression).ok(), Some(Compression::Zstd));
+        assert_eq!(args(&["--compression", "none"]).map(|a| a.compression.as_str()).ok(), Some("none"));
     }
 
     #[test]
