@@ -44,11 +44,54 @@ pub struct SimConfig {
     pub start_time: DateTime<Utc>,
     /// Honour `Accept-Encoding: gzip`.
     pub gzip: bool,
+    /// What the generated values look like: adversarial test data, or a ledger's repeating codes.
+    pub data: DataProfile,
+}
+
+/// The shape of generated values. Both profiles have the same columns, types, nulls and rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DataProfile {
+    /// Every value drawn afresh per row: text near-unique in every column, with non-ASCII,
+    /// escapes, control characters and, rarely, texts over 10 KB anywhere. What tests need.
+    #[default]
+    Stress,
+    /// Like a real ledger: a nested object (`account`, `currency`, `project`, …) is one of a
+    /// fixed set of referenced records (5 to 2 000 per path), so its fields repeat across rows
+    /// and agree with each other; top-level fields stay per row. Very long texts only at the top.
+    Ledger,
+}
+
+impl DataProfile {
+    /// The profile's name on the command line (`stress`, `ledger`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DataProfile::Stress => "stress",
+            DataProfile::Ledger => "ledger",
+        }
+    }
+}
+
+impl std::str::FromStr for DataProfile {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "stress" => Ok(DataProfile::Stress),
+            "ledger" => Ok(DataProfile::Ledger),
+            other => Err(format!("unknown data profile {other:?}: expected stress or ledger")),
+        }
+    }
+}
+
+impl fmt::Display for DataProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Default for SimConfig {
     /// 1 000 rows per entity, seed 1, [`DEFAULT_API_KEY`], the 10 000 cap, 3 days of retention,
-    /// gzip on, and the clock starting at the current time truncated to whole seconds.
+    /// gzip on, stress data, and the clock starting at the current time truncated to whole seconds.
     fn default() -> Self {
         let now = Utc::now();
         SimConfig {
@@ -60,6 +103,7 @@ impl Default for SimConfig {
             retention: Duration::from_secs(3 * 24 * 3600),
             start_time: now.duration_trunc(TimeDelta::seconds(1)).unwrap_or(now),
             gzip: true,
+            data: DataProfile::Stress,
         }
     }
 }
@@ -75,6 +119,7 @@ impl fmt::Debug for SimConfig {
             .field("retention", &self.retention)
             .field("start_time", &self.start_time)
             .field("gzip", &self.gzip)
+            .field("data", &self.data)
             .finish()
     }
 }

@@ -8,6 +8,7 @@
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Weekday};
 use xledger_model::{ColumnKind, ColumnSpec, DbIdKind, JsonRepr};
 
+use crate::config::DataProfile;
 use crate::rng::{SimRng, stable_hash};
 
 /// The first id beyond 2^53: a float parser turns it into 9007199254740992.
@@ -68,6 +69,14 @@ pub(crate) struct RowIdentity<'a> {
     pub(crate) version: u32,
     pub(crate) created: NaiveDateTime,
     pub(crate) modified: NaiveDateTime,
+    pub(crate) data: DataProfile,
+}
+
+/// How many records a top-level object field refers to in the ledger profile: a stable choice
+/// per field name, so `currency` has a handful and `glObject1` thousands on every run.
+fn referenced_records(field: &str) -> u64 {
+    const SIZES: [u64; 5] = [5, 20, 100, 500, 2_000];
+    SIZES[(stable_hash(field) % SIZES.len() as u64) as usize]
 }
 
 /// The `dbId` of the `index`-th initial row. Int ids stay inside GraphQL's 32-bit `Int`;
@@ -94,11 +103,20 @@ pub(crate) fn first_added_db_id(kind: DbIdKind, initial_rows: usize) -> i64 {
 pub(crate) fn render_node(tree: &FieldTree, row: RowIdentity<'_>) -> String {
     let mut rng = SimRng::from_parts(&[row.seed, stable_hash(row.entity), row.db_id as u64, u64::from(row.version)]);
     let mut out = String::with_capacity(512);
-    render_object(tree, &row, &mut rng, true, &mut out);
+    render_object(tree, &row, &mut rng, Depth::Top, &mut out);
     out
 }
 
-fn render_object(tree: &FieldTree, row: &RowIdentity<'_>, rng: &mut SimRng, top: bool, out: &mut String) {
+/// Where an object sits: the node itself, or a nested object that is drawn per row (stress) or
+/// is one of a set of referenced records (ledger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    Top,
+    PerRow,
+    Referenced,
+}
+
+fn render_object(tree: &FieldTree, row: &RowIdentity<'_>, rng: &mut SimRng, depth: Depth, out: &mut String) {
     out.push('{');
     for (i, (name, node)) in tree.fields.iter().enumerate() {
         if i > 0 {
@@ -107,17 +125,24 @@ fn render_object(tree: &FieldTree, row: &RowIdentity<'_>, rng: &mut SimRng, top:
         push_json_string(name, out);
         out.push(':');
         match node {
-            TreeNode::Leaf(column) => render_leaf(column, row, rng, top, out),
+            TreeNode::Leaf(column) => render_leaf(column, row, rng, depth, out),
             // Nested objects are sometimes null: then all their flattened columns are null.
             TreeNode::Object(_) if rng.chance(0.05) => out.push_str("null"),
-            TreeNode::Object(child) => render_object(child, row, rng, false, out),
+            TreeNode::Object(child) if depth == Depth::Top && row.data == DataProfile::Ledger => {
+                // The row refers to record `k` of this field: its values are a function of `k`.
+                let k = rng.below(referenced_records(name));
+                let mut record = SimRng::from_parts(&[row.seed, stable_hash(row.entity), stable_hash(name), k]);
+                render_object(child, row, &mut record, Depth::Referenced, out);
+            }
+            TreeNode::Object(child) if depth == Depth::Referenced => render_object(child, row, rng, Depth::Referenced, out),
+            TreeNode::Object(child) => render_object(child, row, rng, Depth::PerRow, out),
         }
     }
     out.push('}');
 }
 
-fn render_leaf(column: &ColumnSpec, row: &RowIdentity<'_>, rng: &mut SimRng, top: bool, out: &mut String) {
-    if top {
+fn render_leaf(column: &ColumnSpec, row: &RowIdentity<'_>, rng: &mut SimRng, depth: Depth, out: &mut String) {
+    if depth == Depth::Top {
         match (column.name, column.kind) {
             ("dbId", _) => return push_integer(row.db_id, column.json, out),
             ("createdAt", ColumnKind::Timestamp) => return push_wall_clock(row.created, out),
@@ -151,7 +176,8 @@ fn render_leaf(column: &ColumnSpec, row: &RowIdentity<'_>, rng: &mut SimRng, top
             out.push_str(&serde_json::Value::from(value).to_string());
         }
         ColumnKind::Boolean => out.push_str(if rng.chance(0.5) { "true" } else { "false" }),
-        ColumnKind::Utf8 => push_json_string(&text_value(rng), out),
+        // A referenced record's text is a code or a name: never a pasted 10 KB comment.
+        ColumnKind::Utf8 => push_json_string(&text_value(rng, depth != Depth::Referenced), out),
     }
 }
 
@@ -221,9 +247,9 @@ const TRICKY: &[&str] = &[
     "control \u{1} char", "CRLF\r\nline",
 ];
 
-fn text_value(rng: &mut SimRng) -> String {
+fn text_value(rng: &mut SimRng, may_be_long: bool) -> String {
     let roll = rng.unit();
-    if roll < 0.0005 {
+    if roll < 0.0005 && may_be_long {
         // Very long (> 10 KB) text, e.g. a pasted comment.
         let unit = "Lørem ipsum dolor sit amet, 😀 東京 \"quoted\" \\ ";
         return unit.repeat(12_000 / unit.len() + 1);

@@ -75,7 +75,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{DEFAULT_API_KEY, DEFAULT_PAGE_CAP, SimConfig};
+pub use config::{DEFAULT_API_KEY, DEFAULT_PAGE_CAP, DataProfile, SimConfig};
 pub use error::SimError;
 pub use faults::{
     BURST_RATE_LIMIT_CODE, BurstLimit, CONCURRENCY_LIMIT_CODE, Fault, FaultPlan, FaultRule, INSUFFICIENT_CREDITS_CODE,

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! xledger-sim --port 8080 --rows 10000 --seed 1 --api-key my-key --entity-rows timesheets=1000000
+//! xledger-sim --port 8080 --data ledger   # repeating codes and names, like a real ledger
 //! ```
 
 use std::collections::BTreeMap;
@@ -41,6 +42,10 @@ struct Args {
     /// Never gzip responses, even when asked.
     #[arg(long)]
     no_gzip: bool,
+    /// Generated values: `stress` (near-unique, adversarial text everywhere: what tests use) or
+    /// `ledger` (nested objects are repeating referenced records, like a real ledger's codes).
+    #[arg(long, default_value = "stress", value_parser = ["stress", "ledger"])]
+    data: String,
 }
 
 fn parse_entity_rows(text: &str) -> Result<(String, usize), String> {
@@ -65,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         page_cap: args.page_cap,
         retention: args.retention,
         gzip: !args.no_gzip,
+        data: args.data.parse().map_err(anyhow::Error::msg)?,
         ..SimConfig::default()
     };
     let addr = SocketAddr::new(args.host, args.port);

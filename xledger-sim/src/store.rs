@@ -12,7 +12,7 @@ use xledger_model::page::MutationType;
 use xledger_model::time::utc_to_oslo_wall_clock;
 use xledger_model::{EntitySpec, entities};
 
-use crate::config::SimConfig;
+use crate::config::{DataProfile, SimConfig};
 use crate::error::SimError;
 use crate::generate::{FieldTree, RowIdentity, first_added_db_id, initial_db_id, render_node};
 use crate::rng::{SimRng, stable_hash};
@@ -73,7 +73,7 @@ pub struct EntityChanges {
 /// The whole simulated tenant.
 #[derive(Debug)]
 pub(crate) struct Store {
-    seed: u64,
+    values: Values,
     retention: Duration,
     now: DateTime<Utc>,
     last_seq: u64,
@@ -91,6 +91,7 @@ impl Store {
         }
         let retention = Duration::from_std(config.retention)
             .map_err(|_| SimError::InvalidConfig { reason: "retention is too long".into() })?;
+        let values = Values { seed: config.seed, data: config.data };
         let mut tables = BTreeMap::new();
         for spec in entities() {
             let count = config.rows_per_entity.get(spec.name).copied().unwrap_or(config.rows);
@@ -101,7 +102,7 @@ impl Store {
                 let mut times = SimRng::from_parts(&[config.seed, stable_hash(spec.name), db_id as u64, u64::MAX]);
                 let modified = config.start_time - Duration::days(4) - Duration::seconds(times.between(0, 361 * 86_400));
                 let created = modified - Duration::seconds(times.between(0, 730 * 86_400));
-                let row = new_row(&tree, config.seed, spec.name, db_id, 0, created, modified);
+                let row = new_row(&tree, values, spec.name, db_id, 0, created, modified);
                 rows.insert(db_id, row);
             }
             let table = Table {
@@ -114,7 +115,7 @@ impl Store {
             };
             tables.insert(spec.name, table);
         }
-        Ok(Store { seed: config.seed, retention, now: config.start_time, last_seq: 0, tables })
+        Ok(Store { values, retention, now: config.start_time, last_seq: 0, tables })
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -149,13 +150,13 @@ impl Store {
     }
 
     pub(crate) fn add(&mut self, entity: &str) -> Result<i64, SimError> {
-        let seed = self.seed;
+        let values = self.values;
         let now = self.now;
         let table = self.table_mut(entity)?;
         let db_id = table.next_db_id;
         table.next_db_id += 1;
         let wall_clock = utc_to_oslo_wall_clock(now);
-        let row = new_row(&table.tree, seed, table.spec.name, db_id, 0, wall_clock, wall_clock);
+        let row = new_row(&table.tree, values, table.spec.name, db_id, 0, wall_clock, wall_clock);
         table.rows.insert(db_id, row);
         self.log(entity, db_id, MutationType::Added);
         Ok(db_id)
@@ -163,12 +164,12 @@ impl Store {
 
     /// Gives the row new values (nested objects included) and a new `modifiedAt`.
     pub(crate) fn update(&mut self, entity: &str, db_id: i64) -> bool {
-        let seed = self.seed;
+        let values = self.values;
         let wall_clock = utc_to_oslo_wall_clock(self.now);
         let Ok(table) = self.table_mut(entity) else { return false };
         let spec_name = table.spec.name;
         let Some(old) = table.rows.get(&db_id) else { return false };
-        let row = new_row(&table.tree, seed, spec_name, db_id, old.version + 1, old.created, wall_clock);
+        let row = new_row(&table.tree, values, spec_name, db_id, old.version + 1, old.created, wall_clock);
         table.rows.insert(db_id, row);
         self.log(entity, db_id, MutationType::Updated);
         true
@@ -283,9 +284,16 @@ impl Store {
     }
 }
 
+/// What every generated value is a function of, besides the row: the seed and the profile.
+#[derive(Debug, Clone, Copy)]
+struct Values {
+    seed: u64,
+    data: DataProfile,
+}
+
 fn new_row(
     tree: &FieldTree,
-    seed: u64,
+    Values { seed, data }: Values,
     entity: &str,
     db_id: i64,
     version: u32,
@@ -294,7 +302,7 @@ fn new_row(
 ) -> Row {
     let created = created.into_wall_clock();
     let modified = modified.into_wall_clock();
-    let node = render_node(tree, RowIdentity { seed, entity, db_id, version, created, modified });
+    let node = render_node(tree, RowIdentity { seed, entity, db_id, version, created, modified, data });
     Row { created, modified, version, node: node.into_boxed_str() }
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use xledger_model::decimal::parse_decimal;
 use xledger_model::time::{parse_wall_clock, parse_xledger_date};
 use xledger_model::{ColumnKind, JsonRepr};
-use xledger_sim::{SimConfig, Simulator};
+use xledger_sim::{DataProfile, SimConfig, Simulator};
 
 fn leaf<'a>(node: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(node, |value, key| value.get(key)).filter(|v| !v.is_null())
@@ -103,4 +103,57 @@ async fn unknown_entities_in_the_config_are_refused() {
     let config = SimConfig { rows_per_entity: BTreeMap::from([("invoices".to_owned(), 1)]), ..config(1) };
     let error = Simulator::start(config).await.unwrap_err();
     assert!(error.to_string().contains("invoices"), "{error}");
+}
+
+#[tokio::test]
+async fn ledger_data_repeats_referenced_records_and_keeps_top_level_values_per_row() {
+    let rows = 3_000;
+    let ledger = SimConfig { data: DataProfile::Ledger, rows: 200, rows_per_entity: BTreeMap::from([("transactions".to_owned(), rows)]), ..config(0) };
+    let sim = Simulator::start(ledger.clone()).await.unwrap();
+    let again = Simulator::start(ledger).await.unwrap();
+    let stress = Simulator::start(SimConfig { rows: 200, rows_per_entity: BTreeMap::from([("transactions".to_owned(), rows)]), ..config(0) }).await.unwrap();
+    let nodes = sim.truth("transactions").unwrap();
+    assert_eq!(nodes, again.truth("transactions").unwrap(), "the same seed gives the same ledger");
+    let stress_nodes = stress.truth("transactions").unwrap();
+    assert_eq!(nodes.iter().map(db_id_of).collect::<Vec<_>>(), stress_nodes.iter().map(db_id_of).collect::<Vec<_>>(), "same rows");
+
+    // Each nested object is one of at most 2 000 records: whole objects repeat, so two rows that
+    // share `account` share every account field. The stress data draws them per row.
+    let spec = xledger_model::entity("transactions").unwrap();
+    let objects: std::collections::BTreeSet<&str> = spec.columns.iter().filter(|c| c.path.len() > 1).map(|c| c.path[0]).collect();
+    let distinct = |nodes: &[Value], field: &str| nodes.iter().filter_map(|n| n.get(field)).filter(|v| v.is_object()).map(Value::to_string).collect::<std::collections::BTreeSet<_>>().len();
+    let mut smallest = usize::MAX;
+    for field in &objects {
+        let records = distinct(&nodes, field);
+        assert!((1..=2_000).contains(&records), "{field}: {records} distinct records in {rows} rows");
+        assert!(distinct(&stress_nodes, field) > 2_000, "{field} repeats in the stress data");
+        smallest = smallest.min(records);
+    }
+    assert!(smallest <= 20, "no object with a handful of records (currencies, companies): {smallest}");
+
+    // Top-level values stay per row, and every value still has its column's type.
+    let amounts: std::collections::BTreeSet<String> = nodes.iter().filter_map(|n| leaf(n, &["invoiceAmount"])).map(Value::to_string).collect();
+    assert!(amounts.len() > rows / 2, "{} distinct amounts", amounts.len());
+    for node in &nodes {
+        for column in spec.columns {
+            let Some(value) = leaf(node, column.path) else { continue };
+            match column.json {
+                JsonRepr::String => assert!(value.is_string(), "{}: {value}", column.name),
+                JsonRepr::Number => assert!(value.is_number(), "{}: {value}", column.name),
+                JsonRepr::Boolean => assert!(value.is_boolean(), "{}: {value}", column.name),
+            }
+            if column.path.len() > 1 && column.kind == ColumnKind::Utf8 {
+                assert!(value.as_str().is_some_and(|text| text.len() < 10_240), "{}: a referenced record has a 10 KB text", column.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn data_profiles_parse_from_and_print_as_their_names() {
+    for profile in [DataProfile::Stress, DataProfile::Ledger] {
+        assert_eq!(profile.to_string().parse::<DataProfile>(), Ok(profile));
+    }
+    assert_eq!(DataProfile::default(), DataProfile::Stress);
+    assert!("random".parse::<DataProfile>().unwrap_err().contains("stress or ledger"));
 }

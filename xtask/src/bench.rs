@@ -73,6 +73,10 @@ pub struct Args {
     /// the codec costs in the full syncs.
     #[arg(long, default_value = "zstd", value_parser = ["zstd", "snappy", "none"])]
     pub compression: String,
+    /// The simulator's data: `stress` (its default: near-unique, adversarial text in every
+    /// column) or `ledger` (nested objects are repeating referenced records, as in a real ledger).
+    #[arg(long, default_value = "stress", value_parser = ["stress", "ledger"])]
+    pub data: String,
 }
 
 impl Args {
@@ -116,6 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             changes: args.changes,
             seed: args.seed,
             compression: args.compression,
+            data: args.data,
         },
         writer,
         simulators: Vec::new(),
@@ -151,8 +156,11 @@ fn measure_syncs(binaries: &Binaries, work: &Path, report: &mut Report) -> anyho
     for (index, &rows) in settings.sizes.iter().enumerate() {
         let dir = work.join(format!("rows-{rows}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        eprintln!("xtask bench: starting xledger-sim with {rows} timesheets and transactions, {} rows of the others", settings.other_rows);
-        let sim_settings = SimSettings { rows, other_rows: settings.other_rows, seed: settings.seed };
+        eprintln!(
+            "xtask bench: starting xledger-sim with {rows} timesheets and transactions, {} rows of the others, {} data",
+            settings.other_rows, settings.data
+        );
+        let sim_settings = SimSettings { rows, other_rows: settings.other_rows, seed: settings.seed, data: settings.data.clone() };
         let sim = SimProcess::start(&binaries.sim, sim_settings, &key, &dir.join("xledger-sim.log"))?;
         let sync = SyncSetup { binary: &binaries.sync, sim: &sim, key: &key, dir: &dir, compression: &settings.compression };
         for entity in FULL_SYNC_ENTITIES {
@@ -208,6 +216,8 @@ pub struct Settings {
     pub seed: u64,
     /// Parquet compression of the synced files.
     pub compression: String,
+    /// The simulator's data profile (`stress` or `ledger`).
+    pub data: String,
 }
 
 /// The machine and how busy it was when the run started.
@@ -438,7 +448,8 @@ pub fn judge(report: &Report) -> Vec<TargetCheck> {
             || "no full sync ran".to_string(),
             |f| {
                 let codec = if shipped_codec { String::new() } else { format!("; compression {}, not judged", report.settings.compression) };
-                format!("at most {:.0} % ({} {}{codec})", f.pass.cpu_share * 100.0, f.entity, count(f.rows))
+                let data = &report.settings.data;
+                format!("at most {:.0} % ({} {}, {data} data{codec})", f.pass.cpu_share * 100.0, f.entity, count(f.rows))
             },
         ),
         met: busiest.filter(|_| shipped_codec).map(|f| f.pass.cpu_share <= MAX_FULL_SYNC_CPU_SHARE),
@@ -498,8 +509,8 @@ pub fn render(report: &Report) -> String {
 
     let _ = writeln!(
         out,
-        "\n2. Full sync from xledger-sim over loopback (one run per entity and size, Parquet compression {})",
-        report.settings.compression
+        "\n2. Full sync from xledger-sim over loopback (one run per entity and size, {} data, Parquet compression {})",
+        report.settings.data, report.settings.compression
     );
     let _ = writeln!(
         out,
@@ -793,11 +804,12 @@ impl fmt::Debug for SimKey {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct SimSettings {
     rows: u64,
     other_rows: u64,
     seed: u64,
+    data: String,
 }
 
 /// The simulator's request and byte counters (`GET /admin/counters`).
@@ -841,6 +853,7 @@ impl SimProcess {
         let mut child = Command::new(binary)
             .args(["--host", "127.0.0.1", "--port", "0", "--seed", &settings.seed.to_string(), "--rows", &settings.other_rows.to_string()])
             .args(FULL_SYNC_ENTITIES.iter().flat_map(|entity| ["--entity-rows".to_string(), format!("{entity}={}", settings.rows)]))
+            .args(["--data", &settings.data])
             .env("XLEDGER_SIM_API_KEY", key.expose())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -1351,7 +1364,7 @@ mod tests {
             stamp: "20260101_000000".into(),
             machine: Machine { cpu_model: None, cores: 2, memory_bytes: None, kernel: None, load_average_before: None },
             load_average_after: None,
-            settings: Settings { sizes: vec![100_000, 1_000_000], other_rows: 10, changes: 10, seed: 1, compression: "zstd".into() },
+            settings: Settings { sizes: vec![100_000, 1_000_000], other_rows: 10, changes: 10, seed: 1, compression: "zstd".into(), data: "stress".into() },
             writer: writer_rows_per_s.map(|rows_per_s| {
                 vec![WriterResult { entity: "timesheets".into(), rows_per_s, json_mb_per_s: 1.0, convert_rows_per_s: None }]
             }),
@@ -1410,8 +1423,10 @@ mod tests {
         r.settings.compression = "none".into();
         let checks = judge(&r);
         assert_eq!(checks[3].met, None, "{checks:#?}");
-        assert_eq!(checks[3].measured, "at most 70 % (timesheets 100 000; compression none, not judged)");
-        assert!(render(&r).contains("Parquet compression none"));
+        assert_eq!(checks[3].measured, "at most 70 % (timesheets 100 000, stress data; compression none, not judged)");
+        assert!(render(&r).contains("stress data, Parquet compression none"));
+        r.settings.data = "ledger".into();
+        assert_eq!(judge(&r)[3].measured, "at most 70 % (timesheets 100 000, ledger data; compression none, not judged)");
     }
 
     #[test]
@@ -1419,6 +1434,13 @@ mod tests {
         assert_eq!(args(&[]).map(|a| a.compression).ok().as_deref(), Some("zstd"));
         assert_eq!(args(&["--compression", "none"]).map(|a| a.compression).ok().as_deref(), Some("none"));
         assert!(args(&["--compression", "lz4"]).is_err(), "a codec the tool does not know is refused");
+    }
+
+    #[test]
+    fn data_defaults_to_the_simulators_stress_data() {
+        assert_eq!(args(&[]).map(|a| a.data).ok().as_deref(), Some("stress"));
+        assert_eq!(args(&["--data", "ledger"]).map(|a| a.data).ok().as_deref(), Some("ledger"));
+        assert!(args(&["--data", "random"]).is_err(), "a profile the simulator does not know is refused");
     }
 
     #[test]
