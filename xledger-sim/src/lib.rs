@@ -7,7 +7,9 @@
 //! - **Data**: N seeded rows per entity shaped by the registry's columns — decimal strings with
 //!   2–6 fractional digits (never more than the column's scale), negative amounts, Central
 //!   European wall-clock date-times including the DST gap and overlap hours, dates, nulls in nested
-//!   objects, non-ASCII, quotes, newlines and >10 KB strings, timesheet ids beyond 2^53.
+//!   objects, non-ASCII, quotes, newlines and >10 KB strings, timesheet ids beyond 2^53. That is
+//!   the default [`DataProfile::Stress`]; [`DataProfile::Ledger`] makes nested objects repeating
+//!   referenced records (accounts, currencies, projects), as in a real ledger, for benchmarks.
 //! - **GraphQL**: real documents parsed with `graphql-parser` (fragments, aliases, several root
 //!   fields per request, variables, `operationName`, `@include`/`@skip`); Relay pagination with
 //!   opaque cursors and the 10 000 cap; `filter { dbId_in, dbId_gt, modifiedAt_gte, AND, OR }`;
