@@ -61,16 +61,6 @@ pub enum DataProfile {
     Ledger,
 }
 
-impl DataProfile {
-    /// The profile's name on the command line (`stress`, `ledger`).
-    pub fn name(self) -> &'static str {
-        match self {
-            DataProfile::Stress => "stress",
-            DataProfile::Ledger => "ledger",
-        }
-    }
-}
-
 impl std::str::FromStr for DataProfile {
     type Err = String;
 
@@ -83,9 +73,13 @@ impl std::str::FromStr for DataProfile {
     }
 }
 
+/// The profile's name on the command line (`stress`, `ledger`).
 impl fmt::Display for DataProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(match self {
+            DataProfile::Stress => "stress",
+            DataProfile::Ledger => "ledger",
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::Context as _;
 use clap::Parser;
-use xledger_sim::{SimConfig, Simulator};
+use xledger_sim::{DataProfile, SimConfig, Simulator};
 
 #[derive(Debug, Parser)]
 #[command(name = "xledger-sim", version, about = "A seeded Xledger GraphQL stand-in for tests, benchmarks and demos")]
@@ -44,8 +44,8 @@ struct Args {
     no_gzip: bool,
     /// Generated values: `stress` (near-unique, adversarial text everywhere: what tests use) or
     /// `ledger` (nested objects are repeating referenced records, like a real ledger's codes).
-    #[arg(long, default_value = "stress", value_parser = ["stress", "ledger"])]
-    data: String,
+    #[arg(long, default_value = "stress")]
+    data: DataProfile,
 }
 
 fn parse_entity_rows(text: &str) -> Result<(String, usize), String> {
@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
         page_cap: args.page_cap,
         retention: args.retention,
         gzip: !args.no_gzip,
-        data: args.data.parse().map_err(anyhow::Error::msg)?,
+        data: args.data,
         ..SimConfig::default()
     };
     let addr = SocketAddr::new(args.host, args.port);
