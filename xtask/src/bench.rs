@@ -496,10 +496,6 @@ pub fn judge(report: &Report) -> Vec<TargetCheck> {
     checks
 }
 
-// ---------------------------------------------------------------------------------------------
-// Rendering.
-// ---------------------------------------------------------------------------------------------
-
 /// Every run of one entity's full sync at one size.
 fn runs_of<'a>(syncs: &'a [FullSync], rows: u64, entity: &'a str) -> impl Iterator<Item = &'a PassRun> + 'a {
     syncs.iter().filter(move |f| f.rows == rows && f.entity == entity).map(|f| &f.pass)
@@ -515,6 +511,10 @@ pub fn median(mut values: Vec<f64>) -> Option<f64> {
         _ => Some((values[middle - 1] + values[middle]) / 2.0),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rendering.
+// ---------------------------------------------------------------------------------------------
 
 /// Microseconds of CPU per row (0 for no rows).
 fn micros_per_row(cpu_s: f64, rows: u64) -> f64 {
@@ -665,17 +665,11 @@ fn render_medians(report: &Report, out: &mut String) {
         for entity in FULL_SYNC_ENTITIES {
             let runs: Vec<&PassRun> = runs_of(&report.full_syncs, rows, entity).collect();
             let of = |value: fn(&PassRun) -> f64| median(runs.iter().map(|p| value(p)).collect());
-            let (Some(wall), Some(share), Some(cpu), Some(sim_cpu), Some(peak)) = (
-                of(|p| p.wall_s),
-                of(|p| p.cpu_share),
-                of(|p| p.user_s + p.sys_s),
-                of(|p| p.sim_cpu_s),
-                of(|p| p.peak_rss_bytes as f64),
-            ) else {
-                continue;
-            };
-            let low = runs.iter().map(|p| p.cpu_share).fold(f64::INFINITY, f64::min);
-            let high = runs.iter().map(|p| p.cpu_share).fold(0.0, f64::max);
+            // One median is there exactly when every other is: when the size ran for this entity.
+            let Some(share) = of(|p| p.cpu_share) else { continue };
+            let [wall, cpu, sim_cpu, peak] =
+                [of(|p| p.wall_s), of(|p| p.user_s + p.sys_s), of(|p| p.sim_cpu_s), of(|p| p.peak_rss_bytes as f64)].map(Option::unwrap_or_default);
+            let (low, high) = runs.iter().fold((f64::INFINITY, 0.0_f64), |(low, high), p| (low.min(p.cpu_share), high.max(p.cpu_share)));
             let _ = writeln!(
                 out,
                 "   {:<13} {:>10} {:>9} {:>10} {:>9} {:>7} {:>11} {:>10} {:>12}",
