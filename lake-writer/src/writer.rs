@@ -286,7 +286,7 @@ fn writer_properties(
     // whose values hardly repeat gives up after ~64 KiB instead of hashing a 1 MiB dictionary of
     // near-unique values for every row group and writing a larger file than plain + zstd would.
     // 1 M timesheets from xledger-sim (near-unique names): tool CPU 4.35 s → 3.38 s, files
-    // 93.4 → 81.4 MB (docs/performance.md).
+    // 93.4 → 81.4 MB (docs/performance-log.md).
     builder = builder.set_dictionary_page_size_limit(DICTIONARY_PAGE_LIMIT);
     for column in entity.columns {
         if column.name == "dbId" || column.kind == xledger_model::ColumnKind::Timestamp {

@@ -4,7 +4,7 @@
 //! the inflated JSON, Arrow arrays, Parquet pages). With glibc's defaults the heap top is
 //! trimmed back to the kernel whenever more than a few megabytes are free there, and the next
 //! page faults the same memory in again: 45 000–60 000 page faults and 0.1–0.15 s of system time
-//! per million transactions (docs/performance.md). [`tune`] keeps freed memory in the heap
+//! per million transactions (docs/performance-log.md). [`tune`] keeps freed memory in the heap
 //! instead: blocks under 16 MiB come from the heap, and the heap top is trimmed only beyond
 //! 64 MiB free. Peak RSS does not change (the freed memory is reused by the next page); what
 //! changes is that a long-running process (`serve`) keeps its high-water mark between passes
