@@ -20,10 +20,10 @@ use arrow::record_batch::RecordBatch;
 use chrono::{NaiveDate, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lake_writer::{FileKind, Lake, LakeOptions, PageConverter, PartSpec, RunStamp, WriterOptions};
-use serde_json::value::RawValue;
 use serde_json::Value;
-use xledger_model::scan::Scanner;
+use serde_json::value::RawValue;
 use xledger_model::page::{MutationType, NodeSink};
+use xledger_model::scan::Scanner;
 use xledger_model::{ColumnKind, EntitySpec, MUTATION_TYPE_COLUMN, SYNCED_AT_COLUMN};
 
 const PAGE: usize = 10_000;
@@ -156,7 +156,12 @@ fn benches(c: &mut Criterion) {
         let via_serde_arrow = serde_arrow_batch(entity, &raw, &fields);
         for (index, field) in entity.arrow_schema().fields().iter().enumerate() {
             if field.name() != SYNCED_AT_COLUMN {
-                assert_eq!(direct.column(index).as_ref(), via_serde_arrow.column(index).as_ref(), "{name}: column {}", field.name());
+                assert_eq!(
+                    direct.column(index).as_ref(),
+                    via_serde_arrow.column(index).as_ref(),
+                    "{name}: column {}",
+                    field.name()
+                );
             }
         }
 
@@ -178,7 +183,8 @@ fn benches(c: &mut Criterion) {
             let lake = lake.clone();
             async move {
                 let stamp = RunStamp::now();
-                let spec = PartSpec { kind: FileKind::FullSync, stamp, part: None, synced_at: now, extra_metadata: vec![] };
+                let spec =
+                    PartSpec { kind: FileKind::FullSync, stamp, part: None, synced_at: now, extra_metadata: vec![] };
                 // A fresh lake name per iteration: files are never replaced.
                 let _ = lake.delete_entity(entity.name).await;
                 let mut writer = lake.create_part(entity, spec, &WriterOptions::default()).await.unwrap();

@@ -53,7 +53,8 @@ impl AzureTarget {
         let endpoint = match &options.azure_endpoint {
             None => None,
             Some(endpoint) => {
-                let mut endpoint = Url::parse(endpoint.trim_end_matches('/')).map_err(|e| format!("bad Azure endpoint: {e}"))?;
+                let mut endpoint =
+                    Url::parse(endpoint.trim_end_matches('/')).map_err(|e| format!("bad Azure endpoint: {e}"))?;
                 endpoint.set_query(None);
                 if !endpoint.username().is_empty() || endpoint.password().is_some() {
                     return Err("the Azure endpoint must not carry credentials".into());
@@ -70,7 +71,12 @@ impl AzureTarget {
         }
         let account = match (&endpoint, account) {
             (Some(endpoint), None) if emulator => Some(
-                endpoint.path_segments().and_then(|mut s| s.next()).filter(|s| !s.is_empty()).unwrap_or(EMULATOR_ACCOUNT).to_string(),
+                endpoint
+                    .path_segments()
+                    .and_then(|mut s| s.next())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or(EMULATOR_ACCOUNT)
+                    .to_string(),
             ),
             (_, account) => account,
         };
@@ -95,14 +101,25 @@ impl AzureTarget {
             builder = builder.with_endpoint(endpoint.as_str().trim_end_matches('/').to_string());
         }
         if self.emulator {
-            if std::env::var_os("AZURE_STORAGE_ACCOUNT_KEY").is_none() && std::env::var_os("AZURE_STORAGE_ACCESS_KEY").is_none() {
+            if std::env::var_os("AZURE_STORAGE_ACCOUNT_KEY").is_none()
+                && std::env::var_os("AZURE_STORAGE_ACCESS_KEY").is_none()
+            {
                 builder = builder.with_access_key(EMULATOR_KEY);
             }
             // A local emulator answers at once or not at all: fail fast instead of retrying for minutes.
             builder = builder
                 .with_allow_http(true)
-                .with_client_options(ClientOptions::new().with_allow_http(true).with_connect_timeout(Duration::from_secs(3)).with_timeout(Duration::from_secs(60)))
-                .with_retry(RetryConfig { max_retries: 2, retry_timeout: Duration::from_secs(20), ..Default::default() });
+                .with_client_options(
+                    ClientOptions::new()
+                        .with_allow_http(true)
+                        .with_connect_timeout(Duration::from_secs(3))
+                        .with_timeout(Duration::from_secs(60)),
+                )
+                .with_retry(RetryConfig {
+                    max_retries: 2,
+                    retry_timeout: Duration::from_secs(20),
+                    ..Default::default()
+                });
         }
         let azure = builder.build().map_err(|e| format!("Azure configuration: {e}"))?;
         Ok((Arc::new(azure.clone()), azure))
@@ -116,16 +133,18 @@ impl AzureTarget {
                 Url::parse(&format!("https://{account}.blob.core.windows.net")).map_err(|e| e.to_string())?
             }
         };
-        url.path_segments_mut().map_err(|()| "endpoint cannot be a base URL".to_string())?.pop_if_empty().push(&self.container);
+        url.path_segments_mut()
+            .map_err(|()| "endpoint cannot be a base URL".to_string())?
+            .pop_if_empty()
+            .push(&self.container);
         url.set_query(Some("restype=container"));
         Ok(url)
     }
 
     fn account(&self) -> Result<String, String> {
-        self.account
-            .clone()
-            .or_else(|| std::env::var("AZURE_STORAGE_ACCOUNT_NAME").ok())
-            .ok_or_else(|| "no storage account: set AZURE_STORAGE_ACCOUNT_NAME or use abfss://container@account…".to_string())
+        self.account.clone().or_else(|| std::env::var("AZURE_STORAGE_ACCOUNT_NAME").ok()).ok_or_else(|| {
+            "no storage account: set AZURE_STORAGE_ACCOUNT_NAME or use abfss://container@account…".to_string()
+        })
     }
 }
 
@@ -144,7 +163,11 @@ fn validate_container(name: &str) -> Result<(), String> {
         && !name.starts_with('-')
         && !name.ends_with('-')
         && !name.contains("--");
-    if ok { Ok(()) } else { Err(format!("invalid container name {name:?} (3–63 lowercase letters, digits, single hyphens)")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid container name {name:?} (3–63 lowercase letters, digits, single hyphens)"))
+    }
 }
 
 /// `PUT <container>?restype=container`, signed with whatever credential the store resolved
@@ -185,18 +208,28 @@ mod tests {
 
     #[test]
     fn abfss_location_names_container_account_and_prefix() {
-        let t = AzureTarget::parse("abfss://lake@acme.dfs.core.windows.net/xledger/raw", &LakeOptions::default()).unwrap();
-        assert_eq!((t.container.as_str(), t.account.as_deref(), t.prefix.as_str()), ("lake", Some("acme"), "xledger/raw"));
+        let t =
+            AzureTarget::parse("abfss://lake@acme.dfs.core.windows.net/xledger/raw", &LakeOptions::default()).unwrap();
+        assert_eq!(
+            (t.container.as_str(), t.account.as_deref(), t.prefix.as_str()),
+            ("lake", Some("acme"), "xledger/raw")
+        );
         assert_eq!(t.container_url().unwrap().as_str(), "https://acme.blob.core.windows.net/lake?restype=container");
     }
 
     #[test]
     fn azurite_endpoint_is_emulator_with_path_style_account() {
-        let options = LakeOptions { azure_endpoint: Some("http://127.0.0.1:10000/devstoreaccount1".into()), ..Default::default() };
+        let options = LakeOptions {
+            azure_endpoint: Some("http://127.0.0.1:10000/devstoreaccount1".into()),
+            ..Default::default()
+        };
         let t = AzureTarget::parse("az://data/x", &options).unwrap();
         assert!(t.emulator);
         assert_eq!(t.account.as_deref(), Some("devstoreaccount1"));
-        assert_eq!(t.container_url().unwrap().as_str(), "http://127.0.0.1:10000/devstoreaccount1/data?restype=container");
+        assert_eq!(
+            t.container_url().unwrap().as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1/data?restype=container"
+        );
     }
 
     #[test]
@@ -209,7 +242,10 @@ mod tests {
     fn secrets_in_the_location_are_refused_and_never_described() {
         let err = AzureTarget::parse("az://data/x?sig=SECRET", &LakeOptions::default()).unwrap_err();
         assert!(!err.contains("SECRET"));
-        let options = LakeOptions { azure_endpoint: Some("https://acct.blob.core.windows.net/?sv=1&sig=SECRET".into()), ..Default::default() };
+        let options = LakeOptions {
+            azure_endpoint: Some("https://acct.blob.core.windows.net/?sv=1&sig=SECRET".into()),
+            ..Default::default()
+        };
         let t = AzureTarget::parse("az://data", &options).unwrap();
         assert!(!t.describe().contains("SECRET"), "{}", t.describe());
     }

@@ -20,8 +20,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanBuilder, PrimitiveArray, PrimitiveBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    Array, ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, PrimitiveArray,
+    PrimitiveBuilder, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{ArrowPrimitiveType, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -194,7 +194,9 @@ impl PageConverter {
                 let db_id = db_id_of(node);
                 Err(match failure {
                     Some(failure) => self.error(db_id, &failure.column, failure.value, failure.reason),
-                    None => self.error(db_id, "", shorten(node.get()), ConvertReason::MalformedJson(json_error.to_string())),
+                    None => {
+                        self.error(db_id, "", shorten(node.get()), ConvertReason::MalformedJson(json_error.to_string()))
+                    }
                 })
             }
         }
@@ -226,7 +228,12 @@ impl PageConverter {
         // Every builder received exactly one value per row and types come from the same
         // ColumnSpecs as the schema, so this cannot fail short of a bug; report it rather than panic.
         RecordBatch::try_new(self.schema.clone(), arrays).map_err(|error| {
-            self.error(None, "", String::new(), ConvertReason::MalformedJson(format!("internal: batch assembly failed: {error}")))
+            self.error(
+                None,
+                "",
+                String::new(),
+                ConvertReason::MalformedJson(format!("internal: batch assembly failed: {error}")),
+            )
         })
     }
 
@@ -335,7 +342,12 @@ fn scan_object(
 
 /// Scans one leaf value into its column's builder (the fast path's [`LeafSeed`]).
 #[inline]
-fn scan_leaf(scanner: &mut Scanner<'_>, column: &ColumnSpec, builder: &mut ColumnBuilder, clock: &mut WallClockCache) -> Scan<()> {
+fn scan_leaf(
+    scanner: &mut Scanner<'_>,
+    column: &ColumnSpec,
+    builder: &mut ColumnBuilder,
+    clock: &mut WallClockCache,
+) -> Scan<()> {
     match scanner.peek() {
         Some(b'"') if column.json == JsonRepr::String => {
             let text = scanner.string()?;
@@ -513,7 +525,11 @@ impl PlanObject {
         for (index, column) in columns {
             let Some(&name) = column.path.get(depth) else { continue };
             if column.path.len() == depth + 1 {
-                entries.push(Entry::Leaf(PlanField { name, path: column.name.to_string(), child: PlanChild::Leaf(index) }));
+                entries.push(Entry::Leaf(PlanField {
+                    name,
+                    path: column.name.to_string(),
+                    child: PlanChild::Leaf(index),
+                }));
                 continue;
             }
             let group = entries.iter_mut().find_map(|entry| match entry {
@@ -532,7 +548,11 @@ impl PlanObject {
                 Entry::Group(name, group) => {
                     let path = group[0].1.path[..=depth].join(".");
                     let leaves = group.iter().map(|(i, _)| *i).collect();
-                    PlanField { name, path, child: PlanChild::Object { object: Self::build_from(group, depth + 1), leaves } }
+                    PlanField {
+                        name,
+                        path,
+                        child: PlanChild::Object { object: Self::build_from(group, depth + 1), leaves },
+                    }
                 }
             })
             .collect();
@@ -603,11 +623,23 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
             }
             match &field.child {
                 PlanChild::Leaf(column) => {
-                    map.next_value_seed(LeafSeed { column: &columns[*column], builder: &mut builders[*column], failure, clock: &mut *clock })?;
+                    map.next_value_seed(LeafSeed {
+                        column: &columns[*column],
+                        builder: &mut builders[*column],
+                        failure,
+                        clock: &mut *clock,
+                    })?;
                 }
                 PlanChild::Object { object: child, leaves } => {
                     map.next_value_seed(NestedSeed {
-                        seed: ObjectSeed { object: child, builders, columns, failure, clock: &mut *clock, nullable: true },
+                        seed: ObjectSeed {
+                            object: child,
+                            builders,
+                            columns,
+                            failure,
+                            clock: &mut *clock,
+                            nullable: true,
+                        },
                         path: &field.path,
                         leaves,
                     })?;
@@ -779,7 +811,11 @@ impl LeafSeed<'_> {
 }
 
 /// A JSON integer into a number column; on refusal, the value's text and why.
-fn append_integer(column: &ColumnSpec, builder: &mut ColumnBuilder, value: i128) -> Result<(), (String, ConvertReason)> {
+fn append_integer(
+    column: &ColumnSpec,
+    builder: &mut ColumnBuilder,
+    value: i128,
+) -> Result<(), (String, ConvertReason)> {
     match builder {
         ColumnBuilder::Int64(b) => match i64::try_from(value) {
             Ok(v) => b.append_value(v),
@@ -822,13 +858,19 @@ fn append_text(builder: &mut ColumnBuilder, clock: &mut WallClockCache, v: &str)
             b.append_value(v);
             Ok(())
         }
-        ColumnBuilder::Decimal { builder, precision, scale } => xledger_model::decimal::parse_decimal(v, *precision, *scale)
-            .map(|value| builder.append_value(value))
-            .map_err(|e| ConvertReason::Decimal(e.to_string())),
+        ColumnBuilder::Decimal { builder, precision, scale } => {
+            xledger_model::decimal::parse_decimal(v, *precision, *scale)
+                .map(|value| builder.append_value(value))
+                .map_err(|e| ConvertReason::Decimal(e.to_string()))
+        }
         ColumnBuilder::Timestamp(b) => clock.utc_micros(v).map(|t| b.append_value(t)).map_err(ConvertReason::Time),
-        ColumnBuilder::Date(b) => parse_date(v).map(|d| b.append_value(days_since_epoch(d))).map_err(ConvertReason::Time),
+        ColumnBuilder::Date(b) => {
+            parse_date(v).map(|d| b.append_value(days_since_epoch(d))).map_err(ConvertReason::Time)
+        }
         ColumnBuilder::Int64(b) => v.parse::<i64>().map(|n| b.append_value(n)).map_err(|_| ConvertReason::NotAnInteger),
-        ColumnBuilder::Float64(b) => v.parse::<f64>().map(|n| b.append_value(n)).map_err(|_| ConvertReason::BadText("float")),
+        ColumnBuilder::Float64(b) => {
+            v.parse::<f64>().map(|n| b.append_value(n)).map_err(|_| ConvertReason::BadText("float"))
+        }
         ColumnBuilder::Boolean(b) => match v {
             "true" | "false" => {
                 b.append_value(v == "true");
@@ -878,7 +920,10 @@ impl<'de> Visitor<'de> for LeafSeed<'_> {
             // serde_json reports any number with a fraction or exponent as f64: the exact text is
             // gone, so a decimal or integer column refuses it rather than guess.
             ColumnBuilder::Decimal { .. } => {
-                return Err(this.refuse(v.to_string(), ConvertReason::Decimal("a JSON float cannot be read exactly; expected a decimal string".into())));
+                return Err(this.refuse(
+                    v.to_string(),
+                    ConvertReason::Decimal("a JSON float cannot be read exactly; expected a decimal string".into()),
+                ));
             }
             _ => return Err(this.refuse(v.to_string(), ConvertReason::NotAnInteger)),
         }
@@ -925,7 +970,10 @@ struct WallClockCache {
 
 impl Default for WallClockCache {
     fn default() -> Self {
-        WallClockCache { days: vec![(i64::MIN, 0); Self::DAYS].into_boxed_slice(), hours: std::collections::HashMap::new() }
+        WallClockCache {
+            days: vec![(i64::MIN, 0); Self::DAYS].into_boxed_slice(),
+            hours: std::collections::HashMap::new(),
+        }
     }
 }
 
@@ -1057,7 +1105,10 @@ mod tests {
         let mut node = timesheet();
         node["project"].as_object_mut().unwrap().remove("code");
         let error = convert("timesheets", &[node]).unwrap_err();
-        assert_eq!((error.db_id, error.column.as_str(), &error.reason), (Some(9_000_000_001), "project.code", &ConvertReason::Missing));
+        assert_eq!(
+            (error.db_id, error.column.as_str(), &error.reason),
+            (Some(9_000_000_001), "project.code", &ConvertReason::Missing)
+        );
         let mut node = timesheet();
         node.as_object_mut().unwrap().remove("employee");
         assert_eq!(convert("timesheets", &[node]).unwrap_err().column, "employee");
@@ -1080,7 +1131,10 @@ mod tests {
         let mut node = timesheet();
         node["project"] = json!("P1");
         let error = convert("timesheets", &[node]).unwrap_err();
-        assert_eq!((error.column.as_str(), error.reason), ("project", ConvertReason::WrongJsonType { expected: "object", found: "string" }));
+        assert_eq!(
+            (error.column.as_str(), error.reason),
+            ("project", ConvertReason::WrongJsonType { expected: "object", found: "string" })
+        );
         let mut node = timesheet();
         node["project"]["dbId"] = json!("3");
         assert_eq!(convert("timesheets", &[node]).unwrap_err().column, "project.dbId");
@@ -1088,7 +1142,12 @@ mod tests {
 
     #[test]
     fn decimals_with_more_digits_than_the_scale_or_not_numbers_are_refused() {
-        for (text, fragment) in [("7.1234567", "refusing to round"), ("1e3", "not a decimal"), ("", "not a decimal"), ("1,5", "not a decimal")] {
+        for (text, fragment) in [
+            ("7.1234567", "refusing to round"),
+            ("1e3", "not a decimal"),
+            ("", "not a decimal"),
+            ("1,5", "not a decimal"),
+        ] {
             let mut node = timesheet();
             node["workingHours"] = json!(text);
             let error = convert("timesheets", &[node]).unwrap_err();
@@ -1107,7 +1166,11 @@ mod tests {
 
     #[test]
     fn bad_dates_and_date_times_are_refused() {
-        for (field, text) in [("assignmentDate", "31.03.2024"), ("createdAt", "2024-03-31 02:30:00"), ("createdAt", "2024-02-30T00:00:00")] {
+        for (field, text) in [
+            ("assignmentDate", "31.03.2024"),
+            ("createdAt", "2024-03-31 02:30:00"),
+            ("createdAt", "2024-02-30T00:00:00"),
+        ] {
             let mut node = timesheet();
             node[field] = json!(text);
             let error = convert("timesheets", &[node]).unwrap_err();
@@ -1119,12 +1182,16 @@ mod tests {
     #[test]
     fn malformed_json_and_duplicates_are_refused() {
         let raw = RawValue::from_string(r#"{"dbId": "1", "dbId": "2"}"#.to_string()).unwrap();
-        let error = PageConverter::new(entity("timesheets")).convert_nodes(&[(&*raw, MutationType::Added)], DateTime::UNIX_EPOCH).unwrap_err();
+        let error = PageConverter::new(entity("timesheets"))
+            .convert_nodes(&[(&*raw, MutationType::Added)], DateTime::UNIX_EPOCH)
+            .unwrap_err();
         assert_eq!((error.column.as_str(), error.reason), ("dbId", ConvertReason::DuplicateField));
         let error = convert("timesheets", &[timesheet(), timesheet()]).unwrap_err();
         assert_eq!((error.db_id, error.reason), (Some(9_000_000_001), ConvertReason::DuplicateDbId));
         let raw = RawValue::from_string(r#"[1]"#.to_string()).unwrap();
-        let error = PageConverter::new(entity("timesheets")).convert_nodes(&[(&*raw, MutationType::Added)], DateTime::UNIX_EPOCH).unwrap_err();
+        let error = PageConverter::new(entity("timesheets"))
+            .convert_nodes(&[(&*raw, MutationType::Added)], DateTime::UNIX_EPOCH)
+            .unwrap_err();
         assert_eq!(error.reason, ConvertReason::WrongJsonType { expected: "object", found: "array" });
     }
 
@@ -1133,7 +1200,8 @@ mod tests {
         let mut converter = PageConverter::new(entity("timesheets"));
         let mut bad = timesheet();
         bad["workingHours"] = json!("x");
-        let raw = [serde_json::value::to_raw_value(&timesheet()).unwrap(), serde_json::value::to_raw_value(&bad).unwrap()];
+        let raw =
+            [serde_json::value::to_raw_value(&timesheet()).unwrap(), serde_json::value::to_raw_value(&bad).unwrap()];
         let page: Vec<_> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
         assert!(converter.convert_nodes(&page, DateTime::UNIX_EPOCH).is_err());
         let batch = converter.convert_nodes(&page[..1], DateTime::UNIX_EPOCH).unwrap();

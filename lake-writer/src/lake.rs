@@ -16,8 +16,8 @@ use xledger_model::EntitySpec;
 
 use crate::azure;
 use crate::error::LakeError;
-use crate::read::LakeFileReader;
 use crate::naming::{FileKind, RunStamp, file_name, manifest_name, parse_file_name};
+use crate::read::LakeFileReader;
 use crate::writer::{CommittedFile, PartSpec, PartWriter, WriterOptions};
 
 /// How [`Lake::open`] connects.
@@ -103,7 +103,8 @@ impl Lake {
     /// `object_store` does from the environment: managed identity, workload identity, Azure CLI,
     /// client secret, account key or SAS.
     pub async fn open(location: &str, options: LakeOptions) -> Result<Lake, LakeError> {
-        let invalid = |reason: &str| LakeError::InvalidLocation { location: location.to_string(), reason: reason.to_string() };
+        let invalid =
+            |reason: &str| LakeError::InvalidLocation { location: location.to_string(), reason: reason.to_string() };
         if location == "memory://" || location.starts_with("memory://") {
             let prefix = location.trim_start_matches("memory://").trim_matches('/');
             return Ok(Lake {
@@ -141,10 +142,20 @@ impl Lake {
             source,
         })?;
         let store = LocalFileSystem::new_with_prefix(&local)
-            .map_err(|source| LakeError::Store { lake: location.to_string(), operation: "opening", path: local.display().to_string(), source: Box::new(source) })?
+            .map_err(|source| LakeError::Store {
+                lake: location.to_string(),
+                operation: "opening",
+                path: local.display().to_string(),
+                source: Box::new(source),
+            })?
             .with_fsync(true);
         let root = std::fs::canonicalize(&local).unwrap_or(local);
-        Ok(Lake { store: Arc::new(store), prefix: Path::default(), description: root.display().to_string(), local_root: Some(root) })
+        Ok(Lake {
+            store: Arc::new(store),
+            prefix: Path::default(),
+            description: root.display().to_string(),
+            local_root: Some(root),
+        })
     }
 
     /// The lake location for messages and status output; never contains a key or SAS token.
@@ -192,7 +203,10 @@ impl Lake {
         let options = match self.local_root {
             // A local file gains nothing from big chunks (they are staging writes, not billed
             // requests), and every chunk buffered or in flight is memory.
-            Some(_) => &WriterOptions { upload_chunk_bytes: options.upload_chunk_bytes.min(LOCAL_CHUNK_BYTES), ..options.clone() },
+            Some(_) => &WriterOptions {
+                upload_chunk_bytes: options.upload_chunk_bytes.min(LOCAL_CHUNK_BYTES),
+                ..options.clone()
+            },
             None => options,
         };
         PartWriter::new(self.description.clone(), self.store.clone(), path, name, entity, &spec, options)
@@ -218,7 +232,8 @@ impl Lake {
             total_rows: files.iter().map(|f| f.rows).sum(),
             synced_at: files.first().map(|f| f.synced_at),
         };
-        let manifest_error = |reason: String| LakeError::Manifest { lake: self.description.clone(), path: path.to_string(), reason };
+        let manifest_error =
+            |reason: String| LakeError::Manifest { lake: self.description.clone(), path: path.to_string(), reason };
         for file in files {
             let parsed = parse_file_name(&file.name);
             let belongs = parsed.as_ref().is_some_and(|p| {
@@ -266,12 +281,8 @@ impl Lake {
     /// `is_temp`.
     pub async fn list(&self, entity: &str) -> Result<Vec<LakeFile>, LakeError> {
         let folder = self.folder(entity)?;
-        let objects: Vec<_> = self
-            .store
-            .list(Some(&folder))
-            .try_collect()
-            .await
-            .map_err(|e| self.store_error("listing", &folder, e))?;
+        let objects: Vec<_> =
+            self.store.list(Some(&folder)).try_collect().await.map_err(|e| self.store_error("listing", &folder, e))?;
         let mut files: Vec<LakeFile> = objects
             .into_iter()
             .filter_map(|meta| {
@@ -318,21 +329,19 @@ impl Lake {
         let path = self.path_of(entity, name)?;
         let meta = self.store.head(&path).await.map_err(|e| self.store_error("reading", &path, e))?;
         let reader = LakeFileReader::new(self.store.clone(), path.clone(), meta.size);
-        ParquetRecordBatchStreamBuilder::new(reader)
-            .await
-            .map_err(|source| LakeError::Parquet { lake: self.description.clone(), path: path.to_string(), source: Box::new(source) })
+        ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|source| LakeError::Parquet {
+            lake: self.description.clone(),
+            path: path.to_string(),
+            source: Box::new(source),
+        })
     }
 
     /// Deletes every file of an entity (the `wipe` command), staging files included; returns how
     /// many were deleted.
     pub async fn delete_entity(&self, entity: &str) -> Result<u64, LakeError> {
         let folder = self.folder(entity)?;
-        let objects: Vec<_> = self
-            .store
-            .list(Some(&folder))
-            .try_collect()
-            .await
-            .map_err(|e| self.store_error("listing", &folder, e))?;
+        let objects: Vec<_> =
+            self.store.list(Some(&folder)).try_collect().await.map_err(|e| self.store_error("listing", &folder, e))?;
         let mut deleted = 0;
         for meta in objects {
             match self.store.delete(&meta.location).await {
@@ -357,7 +366,11 @@ impl Lake {
                 Ok(()) => removed += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(source) => {
-                    return Err(LakeError::Io { lake: self.description.clone(), path: path.display().to_string(), source });
+                    return Err(LakeError::Io {
+                        lake: self.description.clone(),
+                        path: path.display().to_string(),
+                        source,
+                    });
                 }
             }
         }
@@ -375,11 +388,17 @@ impl Lake {
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(LakeError::Io { lake: self.description.clone(), path: dir.display().to_string(), source }),
+            Err(source) => {
+                return Err(LakeError::Io { lake: self.description.clone(), path: dir.display().to_string(), source });
+            }
         };
         let mut temps = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|source| LakeError::Io { lake: self.description.clone(), path: dir.display().to_string(), source })?;
+            let entry = entry.map_err(|source| LakeError::Io {
+                lake: self.description.clone(),
+                path: dir.display().to_string(),
+                source,
+            })?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let is_staging = name
                 .rsplit_once('#')

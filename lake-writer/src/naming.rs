@@ -190,7 +190,10 @@ mod tests {
         for kind in [FileKind::FullSync, FileKind::SyncChanges] {
             for part in [None, Some(0), Some(12345)] {
                 let parsed = parse_file_name(&file_name(kind, stamp, "arTransactions", part)).unwrap();
-                assert_eq!((parsed.kind, parsed.stamp, parsed.entity.as_str(), parsed.part), (kind, stamp, "arTransactions", part));
+                assert_eq!(
+                    (parsed.kind, parsed.stamp, parsed.entity.as_str(), parsed.part),
+                    (kind, stamp, "arTransactions", part)
+                );
             }
         }
         let manifest = parse_file_name(&manifest_name(stamp, "arTransactions")).unwrap();

@@ -8,9 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{
-    Array, AsArray, RecordBatch,
-};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use futures::TryStreamExt;
@@ -83,16 +81,19 @@ async fn apply_file(
     name: &str,
     state: &mut BTreeMap<i64, CanonicalRow>,
 ) -> Result<(), LakeError> {
-    let unexpected = |reason: String| LakeError::UnexpectedFile { lake: lake.describe(), path: name.to_string(), reason };
+    let unexpected =
+        |reason: String| LakeError::UnexpectedFile { lake: lake.describe(), path: name.to_string(), reason };
     let builder = lake.open_parquet(entity.name, name).await?;
-    let mut stream = builder
-        .build()
-        .map_err(|source| LakeError::Parquet { lake: lake.describe(), path: name.to_string(), source: Box::new(source) })?;
-    while let Some(batch) = stream
-        .try_next()
-        .await
-        .map_err(|source| LakeError::Parquet { lake: lake.describe(), path: name.to_string(), source: Box::new(source) })?
-    {
+    let mut stream = builder.build().map_err(|source| LakeError::Parquet {
+        lake: lake.describe(),
+        path: name.to_string(),
+        source: Box::new(source),
+    })?;
+    while let Some(batch) = stream.try_next().await.map_err(|source| LakeError::Parquet {
+        lake: lake.describe(),
+        path: name.to_string(),
+        source: Box::new(source),
+    })? {
         let rows = canonical_rows_from_batch(entity, &batch).map_err(unexpected)?;
         let mutation = batch
             .column_by_name(MUTATION_TYPE_COLUMN)
@@ -102,7 +103,10 @@ async fn apply_file(
             return Err(unexpected(format!("no column {SYNCED_AT_COLUMN}")));
         }
         for (row_index, row) in rows.into_iter().enumerate() {
-            let db_id = row.get("dbId").and_then(Value::as_i64).ok_or_else(|| unexpected(format!("row {row_index} has no dbId")))?;
+            let db_id = row
+                .get("dbId")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| unexpected(format!("row {row_index} has no dbId")))?;
             match mutation.value(row_index) {
                 "ADDED" | "UPDATED" => {
                     state.insert(db_id, row);
@@ -123,7 +127,12 @@ pub fn canonical_rows_from_batch(entity: &EntitySpec, batch: &RecordBatch) -> Re
     for column in entity.columns {
         let array = batch.column_by_name(column.name).ok_or_else(|| format!("no column {}", column.name))?;
         if array.data_type() != &column.kind.arrow_type() {
-            return Err(format!("column {} is {}, expected {}", column.name, array.data_type(), column.kind.arrow_type()));
+            return Err(format!(
+                "column {} is {}, expected {}",
+                column.name,
+                array.data_type(),
+                column.kind.arrow_type()
+            ));
         }
         for (index, row) in rows.iter_mut().enumerate() {
             let value = if array.is_null(index) {
@@ -131,13 +140,14 @@ pub fn canonical_rows_from_batch(entity: &EntitySpec, batch: &RecordBatch) -> Re
             } else {
                 match column.kind {
                     ColumnKind::Int64 => Value::from(array.as_primitive::<Int64Type>().value(index)),
-                    ColumnKind::Decimal { scale, .. } => {
-                        Value::from(xledger_model::decimal::format_decimal(array.as_primitive::<Decimal128Type>().value(index), scale))
-                    }
+                    ColumnKind::Decimal { scale, .. } => Value::from(xledger_model::decimal::format_decimal(
+                        array.as_primitive::<Decimal128Type>().value(index),
+                        scale,
+                    )),
                     ColumnKind::Date => Value::from(format_date(array.as_primitive::<Date32Type>().value(index))),
-                    ColumnKind::Timestamp => {
-                        Value::from(format_timestamp_micros(array.as_primitive::<TimestampMicrosecondType>().value(index)))
-                    }
+                    ColumnKind::Timestamp => Value::from(format_timestamp_micros(
+                        array.as_primitive::<TimestampMicrosecondType>().value(index),
+                    )),
                     ColumnKind::Float64 => float_value(array.as_primitive::<Float64Type>().value(index)),
                     ColumnKind::Boolean => Value::from(array.as_boolean().value(index)),
                     ColumnKind::Utf8 => {
@@ -197,7 +207,11 @@ pub fn canonical_row_from_node(entity: &'static EntitySpec, node: &Value) -> Res
         for (depth, key) in column.path.iter().enumerate() {
             let Value::Object(object) = current else {
                 let path = column.path[..depth].join(".");
-                return Err(error(&path, current.to_string(), ConvertReason::WrongJsonType { expected: "object", found: json_type(current) }));
+                return Err(error(
+                    &path,
+                    current.to_string(),
+                    ConvertReason::WrongJsonType { expected: "object", found: json_type(current) },
+                ));
             };
             match object.get(*key) {
                 None => return Err(error(&column.path[..=depth].join("."), String::new(), ConvertReason::Missing)),
@@ -220,7 +234,11 @@ pub fn canonical_row_from_node(entity: &'static EntitySpec, node: &Value) -> Res
                     JsonRepr::Boolean => "boolean",
                 };
                 if json_type(other) != expected {
-                    return Err(error(column.name, other.to_string(), ConvertReason::WrongJsonType { expected, found: json_type(other) }));
+                    return Err(error(
+                        column.name,
+                        other.to_string(),
+                        ConvertReason::WrongJsonType { expected, found: json_type(other) },
+                    ));
                 }
                 canonical_leaf(column.kind, other).map_err(|reason| error(column.name, other.to_string(), reason))?
             }
@@ -244,9 +262,12 @@ fn json_type(value: &Value) -> &'static str {
 fn canonical_leaf(kind: ColumnKind, value: &Value) -> Result<Value, ConvertReason> {
     Ok(match (kind, value) {
         (ColumnKind::Int64, Value::Number(n)) => Value::from(n.as_i64().ok_or(ConvertReason::NotAnInteger)?),
-        (ColumnKind::Int64, Value::String(s)) => Value::from(s.parse::<i64>().map_err(|_| ConvertReason::NotAnInteger)?),
+        (ColumnKind::Int64, Value::String(s)) => {
+            Value::from(s.parse::<i64>().map_err(|_| ConvertReason::NotAnInteger)?)
+        }
         (ColumnKind::Decimal { precision, scale }, Value::String(s)) => {
-            let scaled = xledger_model::decimal::parse_decimal(s, precision, scale).map_err(|e| ConvertReason::Decimal(e.to_string()))?;
+            let scaled = xledger_model::decimal::parse_decimal(s, precision, scale)
+                .map_err(|e| ConvertReason::Decimal(e.to_string()))?;
             Value::from(xledger_model::decimal::format_decimal(scaled, scale))
         }
         (ColumnKind::Date, Value::String(s)) => {
@@ -261,7 +282,10 @@ fn canonical_leaf(kind: ColumnKind, value: &Value) -> Result<Value, ConvertReaso
         (ColumnKind::Boolean, Value::Bool(b)) => Value::from(*b),
         (ColumnKind::Utf8, Value::String(s)) => Value::from(s.as_str()),
         (_, other) => {
-            return Err(ConvertReason::WrongJsonType { expected: "value of the column's kind", found: json_type(other) });
+            return Err(ConvertReason::WrongJsonType {
+                expected: "value of the column's kind",
+                found: json_type(other),
+            });
         }
     })
 }

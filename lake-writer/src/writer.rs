@@ -144,7 +144,10 @@ impl PartWriter {
             KeyValue::new(metadata_keys::RUN_STAMP.to_string(), spec.stamp.to_string()),
             KeyValue::new(metadata_keys::SCHEMA_FINGERPRINT.to_string(), entity.fingerprint.to_string()),
             KeyValue::new(metadata_keys::SYNCED_AT.to_string(), synced_at.to_rfc3339_opts(SecondsFormat::Micros, true)),
-            KeyValue::new(metadata_keys::TOOL_VERSION.to_string(), format!("lake-writer {}", env!("CARGO_PKG_VERSION"))),
+            KeyValue::new(
+                metadata_keys::TOOL_VERSION.to_string(),
+                format!("lake-writer {}", env!("CARGO_PKG_VERSION")),
+            ),
         ];
         if let Some(part) = spec.part {
             metadata.push(KeyValue::new(metadata_keys::PART.to_string(), part.to_string()));
@@ -157,9 +160,11 @@ impl PartWriter {
         })?;
         // At most two chunks in flight: upload memory stays ~2 × upload_chunk_bytes (the default of
         // eight would allow 64 MiB per writer) while one chunk uploads as the next one fills.
-        let sink = BufWriter::with_capacity(store, path.clone(), options.upload_chunk_bytes.max(1024)).with_max_concurrency(2);
-        let writer = AsyncArrowWriter::try_new(sink, converter.schema(), Some(properties))
-            .map_err(|source| LakeError::Parquet { lake: lake.clone(), path: path.to_string(), source: Box::new(source) })?;
+        let sink =
+            BufWriter::with_capacity(store, path.clone(), options.upload_chunk_bytes.max(1024)).with_max_concurrency(2);
+        let writer = AsyncArrowWriter::try_new(sink, converter.schema(), Some(properties)).map_err(|source| {
+            LakeError::Parquet { lake: lake.clone(), path: path.to_string(), source: Box::new(source) }
+        })?;
         Ok(PartWriter { lake, name, path, converter, writer, synced_at, rows: 0, part_rows: options.part_rows })
     }
 
@@ -236,7 +241,11 @@ impl PartWriter {
     /// Writes the footer and commits: the only moment the file becomes visible.
     pub async fn finish(self) -> Result<CommittedFile, LakeError> {
         let PartWriter { lake, name, path, writer, synced_at, rows, .. } = self;
-        let parquet_error = |source: parquet::errors::ParquetError| LakeError::Parquet { lake: lake.clone(), path: path.to_string(), source: Box::new(source) };
+        let parquet_error = |source: parquet::errors::ParquetError| LakeError::Parquet {
+            lake: lake.clone(),
+            path: path.to_string(),
+            source: Box::new(source),
+        };
         // `close` writes the footer, then shuts the BufWriter down: a single put for a small file,
         // or the multipart completion (local rename / Azure block list) for a large one.
         let mut writer = writer;
@@ -249,7 +258,12 @@ impl PartWriter {
     pub async fn abort(self) -> Result<(), LakeError> {
         let PartWriter { lake, path, writer, .. } = self;
         let mut sink = writer.into_inner();
-        sink.abort().await.map_err(|source| LakeError::Store { lake, operation: "aborting upload of", path: path.to_string(), source: Box::new(source) })
+        sink.abort().await.map_err(|source| LakeError::Store {
+            lake,
+            operation: "aborting upload of",
+            path: path.to_string(),
+            source: Box::new(source),
+        })
     }
 }
 

@@ -10,13 +10,13 @@ use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use lake_writer::rebuild::{CanonicalRow, canonical_row_from_node, canonical_rows_from_batch, current_state};
 use lake_writer::{
-    CommittedFile, Compression, ConvertReason, FileKind, Lake, LakeError, LakeOptions, PartSpec, RunStamp, WriterOptions,
-    metadata_keys,
+    CommittedFile, Compression, ConvertReason, FileKind, Lake, LakeError, LakeOptions, PartSpec, RunStamp,
+    WriterOptions, metadata_keys,
 };
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use serde_json::{Value, json};
 use serde_json::value::RawValue;
+use serde_json::{Value, json};
 use xledger_model::page::MutationType;
 use xledger_model::{EntitySpec, MUTATION_TYPE_COLUMN, SYNCED_AT_COLUMN, entities, entity};
 
@@ -68,7 +68,11 @@ async fn read_back(lake: &Lake, entity: &EntitySpec, name: &str) -> Vec<arrow::r
 }
 
 /// The batches of a file and its number of row groups.
-async fn read_back_with_row_groups(lake: &Lake, entity: &EntitySpec, name: &str) -> (Vec<arrow::record_batch::RecordBatch>, usize) {
+async fn read_back_with_row_groups(
+    lake: &Lake,
+    entity: &EntitySpec,
+    name: &str,
+) -> (Vec<arrow::record_batch::RecordBatch>, usize) {
     let path = lake.path_of(entity.name, name).unwrap();
     let bytes: Bytes = lake.store().get(&path).await.unwrap().bytes().await.unwrap();
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
@@ -90,7 +94,9 @@ async fn every_entity_round_trips(lake: &Lake) {
         let first = support::nodes(entity, 1_000, 400, index as u64, SOME_NULLS);
         let second = support::nodes(entity, 2_000, 350, 100 + index as u64, SOME_NULLS);
         let pages = [support::raw(&first), support::raw(&second)];
-        let file = write_part(lake, entity, spec(FileKind::FullSync, run, None, synced_at), &pages, &small_files()).await.unwrap();
+        let file = write_part(lake, entity, spec(FileKind::FullSync, run, None, synced_at), &pages, &small_files())
+            .await
+            .unwrap();
         assert_eq!(file.rows, 750, "{}", entity.name);
         lake.write_manifest(entity, run, std::slice::from_ref(&file)).await.unwrap();
 
@@ -115,7 +121,8 @@ async fn every_entity_round_trips(lake: &Lake) {
         }
 
         let state = current_state(lake, entity).await.unwrap();
-        let want: BTreeMap<i64, CanonicalRow> = expected.into_iter().map(|r| (r["dbId"].as_i64().unwrap(), r)).collect();
+        let want: BTreeMap<i64, CanonicalRow> =
+            expected.into_iter().map(|r| (r["dbId"].as_i64().unwrap(), r)).collect();
         assert_eq!(state, want, "{}", entity.name);
     }
 }
@@ -132,7 +139,10 @@ async fn every_entity_round_trips_through_a_local_lake() {
         .collect();
     let mut on_disk = on_disk;
     on_disk.sort();
-    assert_eq!(on_disk, ["full_sync-20240711_21_17_09-timesheets.manifest.json", "full_sync-20240711_21_17_09-timesheets.parquet"]);
+    assert_eq!(
+        on_disk,
+        ["full_sync-20240711_21_17_09-timesheets.manifest.json", "full_sync-20240711_21_17_09-timesheets.parquet"]
+    );
 }
 
 #[tokio::test]
@@ -154,7 +164,8 @@ async fn start_and_crash(lake: &Lake, forget: bool) {
     let nodes = support::nodes(timesheets, 1, 2_000, 7, NO_NULLS);
     let raw = support::raw(&nodes);
     let run = stamp("20240711_21_17_09");
-    let mut writer = lake.create_part(timesheets, spec(FileKind::FullSync, run, Some(1), Utc::now()), &small_files()).await.unwrap();
+    let mut writer =
+        lake.create_part(timesheets, spec(FileKind::FullSync, run, Some(1), Utc::now()), &small_files()).await.unwrap();
     let page: Vec<(&RawValue, MutationType)> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
     writer.write_nodes(&page).await.unwrap();
     writer.write_nodes(&[]).await.unwrap();
@@ -176,7 +187,9 @@ async fn a_dropped_writer_leaves_no_visible_file_locally() {
     let lake = Lake::open(dir.path().to_str().unwrap(), LakeOptions::default()).await.unwrap();
     start_and_crash(&lake, false).await;
     let parquet_files = std::fs::read_dir(dir.path().join("timesheets"))
-        .map(|entries| entries.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".parquet")).count())
+        .map(|entries| {
+            entries.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".parquet")).count()
+        })
         .unwrap_or(0);
     assert_eq!(parquet_files, 0);
 }
@@ -208,12 +221,15 @@ async fn an_aborted_writer_leaves_nothing_and_the_name_stays_free() {
     let customers = entity("customers").unwrap();
     let run = stamp("20240101_00_00_00");
     let raw = support::raw(&support::nodes(customers, 1, 1_000, 3, SOME_NULLS));
-    let mut writer = lake.create_part(customers, spec(FileKind::FullSync, run, None, Utc::now()), &small_files()).await.unwrap();
+    let mut writer =
+        lake.create_part(customers, spec(FileKind::FullSync, run, None, Utc::now()), &small_files()).await.unwrap();
     let page: Vec<_> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
     writer.write_nodes(&page).await.unwrap();
     writer.abort().await.unwrap();
     assert!(lake.list("customers").await.unwrap().is_empty());
-    let file = write_part(&lake, customers, spec(FileKind::FullSync, run, None, Utc::now()), &[raw], &small_files()).await.unwrap();
+    let file = write_part(&lake, customers, spec(FileKind::FullSync, run, None, Utc::now()), &[raw], &small_files())
+        .await
+        .unwrap();
     assert_eq!(file.rows, 1_000);
 }
 
@@ -223,8 +239,12 @@ async fn a_committed_file_is_never_replaced() {
     let customers = entity("customers").unwrap();
     let run = stamp("20240101_00_00_00");
     let raw = support::raw(&support::nodes(customers, 1, 10, 3, NO_NULLS));
-    write_part(&lake, customers, spec(FileKind::SyncChanges, run, None, Utc::now()), &[raw], &WriterOptions::default()).await.unwrap();
-    let again = lake.create_part(customers, spec(FileKind::SyncChanges, run, None, Utc::now()), &WriterOptions::default()).await;
+    write_part(&lake, customers, spec(FileKind::SyncChanges, run, None, Utc::now()), &[raw], &WriterOptions::default())
+        .await
+        .unwrap();
+    let again = lake
+        .create_part(customers, spec(FileKind::SyncChanges, run, None, Utc::now()), &WriterOptions::default())
+        .await;
     assert!(matches!(again, Err(LakeError::AlreadyExists { .. })), "{again:?}");
 }
 
@@ -235,11 +255,18 @@ async fn files_carry_the_contract_metadata_and_the_engine_extras() {
     let run = stamp("20240711_21_17_09");
     let synced_at = Utc.with_ymd_and_hms(2024, 7, 11, 21, 20, 0).unwrap();
     let mut part = spec(FileKind::SyncChanges, run, Some(3), synced_at);
-    part.extra_metadata = vec![("xledger.cursor_from".into(), "100".into()), ("xledger.cursor_to".into(), "250".into())];
+    part.extra_metadata =
+        vec![("xledger.cursor_from".into(), "100".into()), ("xledger.cursor_to".into(), "250".into())];
     let raw = support::raw(&support::nodes(timesheets, 1, 5, 1, NO_NULLS));
-    let file = write_part(&lake, timesheets, part, &[raw], &WriterOptions { compression: Compression::Snappy, ..Default::default() })
-        .await
-        .unwrap();
+    let file = write_part(
+        &lake,
+        timesheets,
+        part,
+        &[raw],
+        &WriterOptions { compression: Compression::Snappy, ..Default::default() },
+    )
+    .await
+    .unwrap();
     assert_eq!(file.name, "sync_changes-20240711_21_17_09-timesheets-00003.parquet");
     let metadata = lake.file_metadata("timesheets", &file.name).await.unwrap();
     assert_eq!(metadata[metadata_keys::ENTITY], "timesheets");
@@ -253,7 +280,10 @@ async fn files_carry_the_contract_metadata_and_the_engine_extras() {
     assert_eq!(metadata["xledger.cursor_to"], "250");
     let listed = lake.list("timesheets").await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].kind, listed[0].part, listed[0].is_manifest, listed[0].size), (Some(FileKind::SyncChanges), Some(3), false, file.bytes));
+    assert_eq!(
+        (listed[0].kind, listed[0].part, listed[0].is_manifest, listed[0].size),
+        (Some(FileKind::SyncChanges), Some(3), false, file.bytes)
+    );
 }
 
 #[tokio::test]
@@ -262,7 +292,11 @@ async fn deletions_carry_only_db_id_mutation_type_and_synced_at() {
     let timesheets = entity("timesheets").unwrap();
     let synced_at = Utc.with_ymd_and_hms(2024, 7, 12, 8, 0, 0).unwrap();
     let mut writer = lake
-        .create_part(timesheets, spec(FileKind::SyncChanges, stamp("20240712_08_00_00"), None, synced_at), &WriterOptions::default())
+        .create_part(
+            timesheets,
+            spec(FileKind::SyncChanges, stamp("20240712_08_00_00"), None, synced_at),
+            &WriterOptions::default(),
+        )
         .await
         .unwrap();
     writer.write_deletions(&[42, 43]).await.unwrap();
@@ -273,7 +307,10 @@ async fn deletions_carry_only_db_id_mutation_type_and_synced_at() {
     for (index, field) in batch.schema().fields().iter().enumerate() {
         let column = batch.column(index);
         match field.name().as_str() {
-            "dbId" => assert_eq!(arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(column).values(), &[42, 43]),
+            "dbId" => assert_eq!(
+                arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(column).values(),
+                &[42, 43]
+            ),
             MUTATION_TYPE_COLUMN => {
                 let values: Vec<_> = arrow::array::AsArray::as_string::<i32>(column).iter().collect();
                 assert_eq!(values, [Some("DELETED"), Some("DELETED")]);
@@ -291,11 +328,20 @@ async fn a_bad_value_fails_the_whole_page_naming_entity_db_id_column_and_value()
     let mut nodes = support::nodes(timesheets, 1, 3, 9, NO_NULLS);
     nodes[1]["workingHours"] = json!("7.1234567");
     let raw = support::raw(&nodes);
-    let mut writer =
-        lake.create_part(timesheets, spec(FileKind::FullSync, stamp("20240711_21_17_09"), None, Utc::now()), &WriterOptions::default()).await.unwrap();
+    let mut writer = lake
+        .create_part(
+            timesheets,
+            spec(FileKind::FullSync, stamp("20240711_21_17_09"), None, Utc::now()),
+            &WriterOptions::default(),
+        )
+        .await
+        .unwrap();
     let page: Vec<_> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
     let Err(LakeError::Convert(error)) = writer.write_nodes(&page).await else { panic!("expected a conversion error") };
-    assert_eq!((error.entity, error.db_id, error.column.as_str(), error.value.as_str()), ("timesheets", Some(2), "workingHours", "7.1234567"));
+    assert_eq!(
+        (error.entity, error.db_id, error.column.as_str(), error.value.as_str()),
+        ("timesheets", Some(2), "workingHours", "7.1234567")
+    );
     assert!(matches!(error.reason, ConvertReason::Decimal(_)));
     let message = error.to_string();
     for part in ["timesheets", "dbId 2", "workingHours", "7.1234567", "refusing to round"] {
@@ -328,19 +374,27 @@ async fn current_state_applies_changes_after_the_newest_complete_full_sync() {
     let all = support::nodes(customers, 1, 150, 5, SOME_NULLS);
     let raw = support::raw(&all);
     let mut parts = Vec::new();
-    let mut writer = lake.create_part(customers, spec(FileKind::FullSync, full_run, Some(1), t0), &options).await.unwrap();
+    let mut writer =
+        lake.create_part(customers, spec(FileKind::FullSync, full_run, Some(1), t0), &options).await.unwrap();
     for chunk in raw.chunks(50) {
         let page: Vec<_> = chunk.iter().map(|n| (&**n, MutationType::Added)).collect();
         writer.write_nodes(&page).await.unwrap();
         if writer.is_full() {
             parts.push(writer.finish().await.unwrap());
-            writer = lake.create_part(customers, spec(FileKind::FullSync, full_run, Some(parts.len() as u32 + 1), t0), &options).await.unwrap();
+            writer = lake
+                .create_part(customers, spec(FileKind::FullSync, full_run, Some(parts.len() as u32 + 1), t0), &options)
+                .await
+                .unwrap();
         }
     }
     parts.push(writer.finish().await.unwrap());
     assert_eq!(parts.iter().map(|p| p.rows).collect::<Vec<_>>(), [100, 50]);
     let manifest_name = lake.write_manifest(customers, full_run, &parts).await.unwrap();
-    assert_eq!(lake.write_manifest(customers, full_run, &parts).await.unwrap(), manifest_name, "a retried manifest is idempotent");
+    assert_eq!(
+        lake.write_manifest(customers, full_run, &parts).await.unwrap(),
+        manifest_name,
+        "a retried manifest is idempotent"
+    );
     let conflict = lake.write_manifest(customers, full_run, &parts[..1]).await;
     assert!(matches!(conflict, Err(LakeError::Manifest { .. })), "{conflict:?}");
     let manifest = lake.read_manifest("customers", &manifest_name).await.unwrap();
@@ -350,10 +404,17 @@ async fn current_state_applies_changes_after_the_newest_complete_full_sync() {
     let t2 = t0 + chrono::Duration::hours(2);
     let t1 = t0 + chrono::Duration::hours(1);
     let updated = support::nodes(customers, 5, 1, 77, NO_NULLS);
-    write_part(&lake, customers, spec(FileKind::SyncChanges, RunStamp::from(t1), None, t2), &[support::raw(&updated)], &options)
-        .await
-        .unwrap();
-    let mut writer = lake.create_part(customers, spec(FileKind::SyncChanges, RunStamp::from(t2), None, t1), &options).await.unwrap();
+    write_part(
+        &lake,
+        customers,
+        spec(FileKind::SyncChanges, RunStamp::from(t1), None, t2),
+        &[support::raw(&updated)],
+        &options,
+    )
+    .await
+    .unwrap();
+    let mut writer =
+        lake.create_part(customers, spec(FileKind::SyncChanges, RunStamp::from(t2), None, t1), &options).await.unwrap();
     let stale = support::nodes(customers, 5, 1, 78, NO_NULLS);
     let stale_raw = support::raw(&stale);
     writer.write_nodes(&[(&*stale_raw[0], MutationType::Updated)]).await.unwrap();
@@ -362,9 +423,15 @@ async fn current_state_applies_changes_after_the_newest_complete_full_sync() {
 
     // A newer full sync without manifest (an unfinished run) is ignored.
     let unfinished = support::nodes(customers, 9_000, 3, 1, NO_NULLS);
-    write_part(&lake, customers, spec(FileKind::FullSync, RunStamp::from(t2 + chrono::Duration::hours(1)), Some(1), t2), &[support::raw(&unfinished)], &options)
-        .await
-        .unwrap();
+    write_part(
+        &lake,
+        customers,
+        spec(FileKind::FullSync, RunStamp::from(t2 + chrono::Duration::hours(1)), Some(1), t2),
+        &[support::raw(&unfinished)],
+        &options,
+    )
+    .await
+    .unwrap();
 
     let state = current_state(&lake, customers).await.unwrap();
     let mut expected: BTreeMap<i64, CanonicalRow> =
@@ -404,9 +471,15 @@ async fn duckdb_reads_exact_decimals_dates_and_utc_timestamps() {
         node["assignmentDate"] = json!(date);
     }
     let run = stamp("20240711_21_17_09");
-    let file = write_part(&lake, timesheets, spec(FileKind::FullSync, run, None, Utc::now()), &[support::raw(&nodes)], &WriterOptions::default())
-        .await
-        .unwrap();
+    let file = write_part(
+        &lake,
+        timesheets,
+        spec(FileKind::FullSync, run, None, Utc::now()),
+        &[support::raw(&nodes)],
+        &WriterOptions::default(),
+    )
+    .await
+    .unwrap();
     let path = dir.path().join("timesheets").join(&file.name);
     let script = r#"
 import duckdb, json, sys
@@ -432,7 +505,9 @@ print(json.dumps(rows))
     assert!(output.status.success(), "duckdb failed: {}", String::from_utf8_lossy(&output.stderr));
     let rows: Vec<Vec<Value>> = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(rows.len(), cases.len());
-    let scaled = |text: &str, scale: i8| xledger_model::decimal::format_decimal(xledger_model::decimal::parse_decimal(text, 28, scale).unwrap(), scale);
+    let scaled = |text: &str, scale: i8| {
+        xledger_model::decimal::format_decimal(xledger_model::decimal::parse_decimal(text, 28, scale).unwrap(), scale)
+    };
     for (row, (_, utc, hours, money, date)) in rows.iter().zip(cases) {
         assert_eq!(row[1], utc, "{row:?}");
         assert_eq!(row[2], scaled(hours, 6), "{row:?}");
@@ -475,8 +550,12 @@ async fn repeating_values_keep_their_dictionary_and_near_unique_ones_fall_back_t
     let options = WriterOptions { row_group_rows: 60_000, ..WriterOptions::default() };
     let stamp = stamp("20240711_21_17_09");
     let pages = [support::raw(&nodes)];
-    let file = write_part(&lake, customers, spec(FileKind::FullSync, stamp, None, stamp.as_datetime()), &pages, &options).await.unwrap();
-    let bytes: Bytes = lake.store().get(&lake.path_of("customers", &file.name).unwrap()).await.unwrap().bytes().await.unwrap();
+    let file =
+        write_part(&lake, customers, spec(FileKind::FullSync, stamp, None, stamp.as_datetime()), &pages, &options)
+            .await
+            .unwrap();
+    let bytes: Bytes =
+        lake.store().get(&lake.path_of("customers", &file.name).unwrap()).await.unwrap().bytes().await.unwrap();
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
     let metadata = builder.metadata();
     assert_eq!(data_page_encodings(metadata, "description"), (true, false), "description keeps its dictionary");
@@ -484,7 +563,8 @@ async fn repeating_values_keep_their_dictionary_and_near_unique_ones_fall_back_t
     assert!(plain, "code falls back to plain once its dictionary passes 64 KiB");
     // Values are the same either way.
     let batches: Vec<_> = builder.build().unwrap().map(|b| b.unwrap()).collect();
-    let rows: Vec<CanonicalRow> = batches.iter().flat_map(|b| canonical_rows_from_batch(customers, b).unwrap()).collect();
+    let rows: Vec<CanonicalRow> =
+        batches.iter().flat_map(|b| canonical_rows_from_batch(customers, b).unwrap()).collect();
     assert_eq!(rows, expected_rows(customers, &nodes));
 }
 
@@ -501,11 +581,15 @@ async fn a_local_part_larger_than_its_staging_chunks_is_written_whole() {
     let pages: Vec<Vec<Box<RawValue>>> = nodes.chunks(10_000).map(support::raw).collect();
     let stamp = stamp("20240711_21_17_09");
     let options = WriterOptions::default();
-    let file = write_part(&lake, customers, spec(FileKind::FullSync, stamp, None, stamp.as_datetime()), &pages, &options).await.unwrap();
+    let file =
+        write_part(&lake, customers, spec(FileKind::FullSync, stamp, None, stamp.as_datetime()), &pages, &options)
+            .await
+            .unwrap();
     assert!(file.bytes > 2 * lake_writer::LOCAL_CHUNK_BYTES as u64, "{} bytes", file.bytes);
     let on_disk = std::fs::metadata(dir.path().join("customers").join(&file.name)).unwrap().len();
     assert_eq!(on_disk, file.bytes);
     let batches = read_back(&lake, customers, &file.name).await;
-    let rows: Vec<CanonicalRow> = batches.iter().flat_map(|b| canonical_rows_from_batch(customers, b).unwrap()).collect();
+    let rows: Vec<CanonicalRow> =
+        batches.iter().flat_map(|b| canonical_rows_from_batch(customers, b).unwrap()).collect();
     assert_eq!(rows, expected_rows(customers, &nodes));
 }

@@ -12,13 +12,16 @@ use lake_writer::{ConvertReason, FileKind, Lake, LakeError, LakeOptions, PartSpe
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use proptest::prelude::*;
-use serde_json::{Value, json};
 use serde_json::value::RawValue;
+use serde_json::{Value, json};
 use xledger_model::page::MutationType;
 
 /// Writes timesheet nodes (template with `edit` applied per value) through a memory lake and
 /// returns the file's batches, or the writer's error.
-fn write_timesheets<T>(values: &[T], edit: impl Fn(&mut Value, &T)) -> Result<Vec<arrow::record_batch::RecordBatch>, LakeError> {
+fn write_timesheets<T>(
+    values: &[T],
+    edit: impl Fn(&mut Value, &T),
+) -> Result<Vec<arrow::record_batch::RecordBatch>, LakeError> {
     let timesheets = xledger_model::entity("timesheets").unwrap();
     let mut nodes = support::nodes(timesheets, 1, values.len(), 11, support::NO_NULLS);
     for (node, value) in nodes.iter_mut().zip(values) {
@@ -29,7 +32,8 @@ fn write_timesheets<T>(values: &[T], edit: impl Fn(&mut Value, &T)) -> Result<Ve
     runtime.block_on(async {
         let lake = Lake::open("memory://", LakeOptions::default()).await?;
         let stamp: RunStamp = "20240101_00_00_00".parse().unwrap();
-        let spec = PartSpec { kind: FileKind::FullSync, stamp, part: None, synced_at: Utc::now(), extra_metadata: vec![] };
+        let spec =
+            PartSpec { kind: FileKind::FullSync, stamp, part: None, synced_at: Utc::now(), extra_metadata: vec![] };
         let mut writer = lake.create_part(timesheets, spec, &WriterOptions::default()).await?;
         let page: Vec<_> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
         writer.write_nodes(&page).await?;
@@ -46,8 +50,18 @@ fn decimal_case() -> impl Strategy<Value = (String, String)> {
     (any::<bool>(), 0u64..1_000_000_000_000, "[0-9]{0,6}", 0usize..3, any::<bool>()).prop_map(
         |(negative, int_part, frac, trailing_zeros, leading_plus)| {
             let frac_written = format!("{frac}{}", "0".repeat(trailing_zeros));
-            let sign = if negative { "-" } else if leading_plus { "+" } else { "" };
-            let text = if frac_written.is_empty() { format!("{sign}{int_part}") } else { format!("{sign}{int_part}.{frac_written}") };
+            let sign = if negative {
+                "-"
+            } else if leading_plus {
+                "+"
+            } else {
+                ""
+            };
+            let text = if frac_written.is_empty() {
+                format!("{sign}{int_part}")
+            } else {
+                format!("{sign}{int_part}.{frac_written}")
+            };
             let padded = format!("{frac:0<6}");
             let is_zero = int_part == 0 && padded.bytes().all(|b| b == b'0');
             let expected_sign = if negative && !is_zero { "-" } else { "" };

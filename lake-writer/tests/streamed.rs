@@ -31,7 +31,10 @@ fn stream(converter: &mut PageConverter, nodes: &[Value]) -> Result<arrow::recor
     Ok(converter.finish_streamed(synced_at()).unwrap())
 }
 
-fn careful(converter: &mut PageConverter, nodes: &[Value]) -> Result<arrow::record_batch::RecordBatch, lake_writer::ConvertError> {
+fn careful(
+    converter: &mut PageConverter,
+    nodes: &[Value],
+) -> Result<arrow::record_batch::RecordBatch, lake_writer::ConvertError> {
     let raw: Vec<Box<RawValue>> = support::raw(nodes);
     let page: Vec<_> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
     converter.convert_nodes(&page, synced_at())
@@ -301,7 +304,10 @@ fn write_escaped(value: &Value, seed: &mut u64, out: &mut String) {
 }
 
 /// Characters that change what JSON means, for random edits.
-const EDITS: &[&str] = &["\"", "\\", "{", "}", "[", "]", ",", ":", " ", "0", "1", "-", ".", "e", "n", "t", "u", "\u{1}", "é", "x", "\\u00", "null", "\"\""];
+const EDITS: &[&str] = &[
+    "\"", "\\", "{", "}", "[", "]", ",", ":", " ", "0", "1", "-", ".", "e", "n", "t", "u", "\u{1}", "é", "x", "\\u00",
+    "null", "\"\"",
+];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]

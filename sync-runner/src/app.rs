@@ -54,8 +54,14 @@ pub fn api_key(global: &GlobalArgs) -> Result<ApiKey, ConfigError> {
     Ok(ApiKey::new(key.to_string()))
 }
 
-pub fn client(global: &GlobalArgs, endpoint: &str, key: ApiKey, deadline: Option<Instant>) -> anyhow::Result<XledgerClient> {
-    let url = url::Url::parse(endpoint).map_err(|e| ConfigError(format!("XLEDGER_ENDPOINT `{endpoint}` is not a URL: {e}")))?;
+pub fn client(
+    global: &GlobalArgs,
+    endpoint: &str,
+    key: ApiKey,
+    deadline: Option<Instant>,
+) -> anyhow::Result<XledgerClient> {
+    let url = url::Url::parse(endpoint)
+        .map_err(|e| ConfigError(format!("XLEDGER_ENDPOINT `{endpoint}` is not a URL: {e}")))?;
     let mut config = ClientConfig::new(url, key);
     config.request_timeout = global.request_timeout;
     config.max_in_flight = global.max_in_flight as usize;
@@ -134,7 +140,13 @@ pub fn holder_id() -> String {
 }
 
 /// Builds the engine for a real (or simulated) endpoint.
-pub async fn engine(global: &GlobalArgs, endpoint: &str, key: ApiKey, deadline: Option<Instant>, progress: Progress) -> anyhow::Result<Engine> {
+pub async fn engine(
+    global: &GlobalArgs,
+    endpoint: &str,
+    key: ApiKey,
+    deadline: Option<Instant>,
+    progress: Progress,
+) -> anyhow::Result<Engine> {
     let client = client(global, endpoint, key, deadline)?;
     let lake = lake(global).await?;
     let state = state(global).await?;
@@ -201,7 +213,9 @@ pub async fn status(global: &GlobalArgs, selected: &[&'static EntitySpec]) -> an
         let files = lake.list(e.name).await.with_context(|| format!("{}: listing lake files", e.name))?;
         let data_files = files.iter().filter(|f| !f.is_manifest && !f.is_temp).count();
         let (phase, cursor, last, note) = match current.map(|v| v.value.phase) {
-            None | Some(Phase::NotStarted) => ("not started".to_string(), "-".to_string(), "-".to_string(), "next pass does a full load".to_string()),
+            None | Some(Phase::NotStarted) => {
+                ("not started".to_string(), "-".to_string(), "-".to_string(), "next pass does a full load".to_string())
+            }
             Some(Phase::FullSync(p)) => (
                 format!("full sync {}", p.run_stamp),
                 p.items_cursor.clone().unwrap_or_else(|| "-".into()),
@@ -214,7 +228,10 @@ pub async fn status(global: &GlobalArgs, selected: &[&'static EntitySpec]) -> an
                 let note = if age >= global.delta_retention {
                     "WARNING: older than the feed retention: next pass does a full load".to_string()
                 } else if age.as_secs_f64() >= global.delta_retention.as_secs_f64() * 0.75 {
-                    format!("WARNING: nearing the {} feed retention", humantime::format_duration(global.delta_retention))
+                    format!(
+                        "WARNING: nearing the {} feed retention",
+                        humantime::format_duration(global.delta_retention)
+                    )
                 } else if p.imported_from_legacy {
                     "continues from the old app's cursor".to_string()
                 } else {
@@ -228,7 +245,15 @@ pub async fn status(global: &GlobalArgs, selected: &[&'static EntitySpec]) -> an
                 )
             }
         };
-        out.push_str(&format!("{:<16} {:<22} {:<24} {:<26} {:>7}  {}\n", e.name, phase, truncate(&cursor, 24), last, data_files, note));
+        out.push_str(&format!(
+            "{:<16} {:<22} {:<24} {:<26} {:>7}  {}\n",
+            e.name,
+            phase,
+            truncate(&cursor, 24),
+            last,
+            data_files,
+            note
+        ));
     }
     Ok(out)
 }

@@ -101,7 +101,13 @@ pub struct GlobalArgs {
     pub create_container: bool,
     /// Sync state: a file path, an App Configuration endpoint (`https://<name>.azconfig.io`, Entra ID)
     /// or connection string (Endpoint=…;Id=…;Secret=…).
-    #[arg(long, env = "XLEDGER_STATE", default_value = "./.xledger-sync/state.json", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "XLEDGER_STATE",
+        default_value = "./.xledger-sync/state.json",
+        hide_env_values = true,
+        global = true
+    )]
     pub state: String,
     /// Key prefix of the state in App Configuration.
     #[arg(long, env = "XLEDGER_STATE_PREFIX", default_value = "xledger-sync/", global = true)]

@@ -12,8 +12,12 @@ pub fn init(json: bool, progress_bars: bool, functions_host: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let result = match (json, functions_host) {
-        (true, true) => builder.json().flatten_event(true).with_current_span(false).with_writer(std::io::stdout).try_init(),
-        (true, false) => builder.json().flatten_event(true).with_current_span(false).with_writer(std::io::stderr).try_init(),
+        (true, true) => {
+            builder.json().flatten_event(true).with_current_span(false).with_writer(std::io::stdout).try_init()
+        }
+        (true, false) => {
+            builder.json().flatten_event(true).with_current_span(false).with_writer(std::io::stderr).try_init()
+        }
         (false, _) => builder.with_writer(std::io::stderr).try_init(),
     };
     // A second init (tests) keeps the first subscriber.

@@ -21,7 +21,9 @@ fn main() -> ExitCode {
     // keep worker threads.
     let mut builder = match cli.command {
         Command::Serve | Command::Demo(_) => tokio::runtime::Builder::new_multi_thread(),
-        Command::Sync(_) | Command::Status | Command::ResetState(_) | Command::Wipe(_) => tokio::runtime::Builder::new_current_thread(),
+        Command::Sync(_) | Command::Status | Command::ResetState(_) | Command::Wipe(_) => {
+            tokio::runtime::Builder::new_current_thread()
+        }
     };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
@@ -47,7 +49,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         LogFormat::Text => false,
         LogFormat::Auto => !interactive || matches!(cli.command, Command::Serve),
     };
-    let bars = interactive && !json_logs && !cli.global.no_progress && matches!(cli.command, Command::Sync(_) | Command::Demo(_));
+    let bars = interactive
+        && !json_logs
+        && !cli.global.no_progress
+        && matches!(cli.command, Command::Sync(_) | Command::Demo(_));
     let progress = if bars { Progress::bars() } else { Progress::hidden() };
     sync_runner::logging::init(json_logs, bars, matches!(cli.command, Command::Serve));
 
@@ -59,7 +64,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let deadline = app::deadline(global.max_duration);
             let engine = app::engine(global, &global.endpoint, key, deadline, progress).await?;
             let stop = StopSignal::new(deadline);
-            let report = app::run_pass_with_signals(&engine, PassRequest { entities: selected, full: args.full }, stop).await;
+            let report =
+                app::run_pass_with_signals(&engine, PassRequest { entities: selected, full: args.full }, stop).await;
             Ok(finish(&report))
         }
         Command::Status => {

@@ -43,8 +43,10 @@ impl Progress {
         let bar = map.entry(entity.to_string()).or_insert_with(|| {
             let bar = bars.multi.add(ProgressBar::new_spinner());
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:<16} {msg:<12} {human_pos:>12} rows  {per_sec:>14}  {elapsed_precise}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template(
+                    "{spinner} {prefix:<16} {msg:<12} {human_pos:>12} rows  {per_sec:>14}  {elapsed_precise}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.enable_steady_tick(Duration::from_millis(250));
             bar.set_prefix(entity.to_string());

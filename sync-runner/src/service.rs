@@ -10,7 +10,9 @@ use crate::app::{self, ConfigError};
 use crate::cli::GlobalArgs;
 use crate::engine::{self, Engine, PassReport, StopSignal};
 use crate::progress::Progress;
-use crate::serve::{self, PassOutcome, PassRequest, PassStatus, ServeConfig, ServiceError, ServiceErrorKind, SyncService};
+use crate::serve::{
+    self, PassOutcome, PassRequest, PassStatus, ServeConfig, ServiceError, ServiceErrorKind, SyncService,
+};
 
 /// Implements [`SyncService`] with the real engine: each pass gets a client bound to its deadline;
 /// the lake and the state store are opened once.
@@ -39,17 +41,41 @@ impl SyncService for EngineService {
     async fn run_pass(&self, request: PassRequest) -> PassOutcome {
         let entities = match self.entities(&request.entities) {
             Ok(e) => e,
-            Err(err) => return PassOutcome { status: PassStatus::Failed, summary: serde_json::Value::Null, message: err.message },
+            Err(err) => {
+                return PassOutcome {
+                    status: PassStatus::Failed,
+                    summary: serde_json::Value::Null,
+                    message: err.message,
+                };
+            }
         };
         let key = match app::api_key(&self.global) {
             Ok(key) => key,
-            Err(err) => return PassOutcome { status: PassStatus::Failed, summary: serde_json::Value::Null, message: err.to_string() },
+            Err(err) => {
+                return PassOutcome {
+                    status: PassStatus::Failed,
+                    summary: serde_json::Value::Null,
+                    message: err.to_string(),
+                };
+            }
         };
         let client = match app::client(&self.global, &self.global.endpoint, key, Some(request.deadline)) {
             Ok(c) => c,
-            Err(err) => return PassOutcome { status: PassStatus::Failed, summary: serde_json::Value::Null, message: format!("{err:#}") },
+            Err(err) => {
+                return PassOutcome {
+                    status: PassStatus::Failed,
+                    summary: serde_json::Value::Null,
+                    message: format!("{err:#}"),
+                };
+            }
         };
-        let engine = Engine::new(client, self.lake.clone(), self.state.clone(), app::engine_config(&self.global), Progress::hidden());
+        let engine = Engine::new(
+            client,
+            self.lake.clone(),
+            self.state.clone(),
+            app::engine_config(&self.global),
+            Progress::hidden(),
+        );
         let stop = StopSignal::new(Some(request.deadline));
         tracing::info!(trigger = %request.trigger, full = request.full, "pass starting");
         let report = engine.run_pass(engine::PassRequest { entities, full: request.full }, stop).await;
@@ -63,8 +89,16 @@ impl SyncService for EngineService {
         let entities = self.entities(&[])?;
         let mut out = Vec::new();
         for e in entities {
-            let state = self.state.get(e.name).await.map_err(|err| ServiceError::new(ServiceErrorKind::Unavailable, err.to_string()))?;
-            let files = self.lake.list(e.name).await.map_err(|err| ServiceError::new(ServiceErrorKind::Unavailable, err.to_string()))?;
+            let state = self
+                .state
+                .get(e.name)
+                .await
+                .map_err(|err| ServiceError::new(ServiceErrorKind::Unavailable, err.to_string()))?;
+            let files = self
+                .lake
+                .list(e.name)
+                .await
+                .map_err(|err| ServiceError::new(ServiceErrorKind::Unavailable, err.to_string()))?;
             out.push(serde_json::json!({
                 "entity": e.name,
                 "state": state.map(|v| serde_json::to_value(&v.value).unwrap_or(serde_json::Value::Null)),
@@ -76,14 +110,20 @@ impl SyncService for EngineService {
 
     async fn reset_state(&self, entities: Vec<String>) -> Result<serde_json::Value, ServiceError> {
         let selected = self.entities(&entities)?;
-        let done = app::reset_state(&self.global, &selected).await.map_err(|err| ServiceError::new(ServiceErrorKind::Unavailable, format!("{err:#}")))?;
+        let done = app::reset_state(&self.global, &selected)
+            .await
+            .map_err(|err| ServiceError::new(ServiceErrorKind::Unavailable, format!("{err:#}")))?;
         Ok(serde_json::json!({ "reset": done }))
     }
 
     async fn wipe(&self, entities: Vec<String>) -> Result<serde_json::Value, ServiceError> {
         let selected = self.entities(&entities)?;
-        let deleted = app::wipe(&self.global, &selected).await.map_err(|err| ServiceError::new(ServiceErrorKind::Unavailable, format!("{err:#}")))?;
-        Ok(serde_json::json!({ "deleted_files": deleted, "entities": selected.iter().map(|e| e.name).collect::<Vec<_>>() }))
+        let deleted = app::wipe(&self.global, &selected)
+            .await
+            .map_err(|err| ServiceError::new(ServiceErrorKind::Unavailable, format!("{err:#}")))?;
+        Ok(
+            serde_json::json!({ "deleted_files": deleted, "entities": selected.iter().map(|e| e.name).collect::<Vec<_>>() }),
+        )
     }
 }
 

@@ -24,8 +24,15 @@ async fn full_then_three_change_cycles_rebuild_to_the_truth() {
         let summary = env.sim.random_changes(300, 100 + cycle);
         let report = env.pass(&engine).await;
         assert_eq!(report.status(), PassStatus::Completed, "cycle {cycle}: {}", report.render_table());
-        assert!(report.entities.iter().all(|e| matches!(e.mode, Mode::Incremental | Mode::Idle)), "{}", report.render_table());
-        assert!(report.total().added + report.total().updated + report.total().deleted > 0, "cycle {cycle} ({summary:?}) wrote nothing");
+        assert!(
+            report.entities.iter().all(|e| matches!(e.mode, Mode::Incremental | Mode::Idle)),
+            "{}",
+            report.render_table()
+        );
+        assert!(
+            report.total().added + report.total().updated + report.total().deleted > 0,
+            "cycle {cycle} ({summary:?}) wrote nothing"
+        );
         env.assert_lake_matches_truth().await;
     }
 }
@@ -140,8 +147,12 @@ async fn an_entity_without_a_change_feed_is_loaded_in_full_on_every_pass() {
     // The registry entry a query file without a deltas operation produces (see xledger-model's
     // ninth-entity test), here for `projects` so the simulator serves it.
     let projects = xledger_model::entity("projects").unwrap();
-    let full_only: &'static xledger_model::EntitySpec =
-        Box::leak(Box::new(xledger_model::EntitySpec { deltas_field: None, deltas: None, by_db_ids: None, ..*projects }));
+    let full_only: &'static xledger_model::EntitySpec = Box::leak(Box::new(xledger_model::EntitySpec {
+        deltas_field: None,
+        deltas: None,
+        by_db_ids: None,
+        ..*projects
+    }));
     assert!(!full_only.has_change_feed());
 
     let env = TestEnv::new(90, 19).await;
@@ -195,9 +206,17 @@ async fn a_bad_value_mid_load_fails_the_entity_by_name_and_the_load_resumes_once
     // finished once it holds 250 rows or more: after three pages).
     let truth = env.sim.truth("timesheets").expect("a simulated entity");
     let db_id: i64 = truth[620]["dbId"].as_str().and_then(|id| id.parse().ok()).expect("timesheet dbIds are strings");
-    assert!(env.sim.corrupt("timesheets", db_id, "workingHours", serde_json::json!("7.1234567")).expect("the field exists"));
-    assert!(env.sim.corrupt("timesheets", db_id, "workingHours.x", serde_json::json!(1)).is_err(), "a path through a string");
-    assert!(!env.sim.corrupt("timesheets", 1, "workingHours", serde_json::json!(1)).expect("a known entity"), "no such row");
+    assert!(
+        env.sim.corrupt("timesheets", db_id, "workingHours", serde_json::json!("7.1234567")).expect("the field exists")
+    );
+    assert!(
+        env.sim.corrupt("timesheets", db_id, "workingHours.x", serde_json::json!(1)).is_err(),
+        "a path through a string"
+    );
+    assert!(
+        !env.sim.corrupt("timesheets", 1, "workingHours", serde_json::json!(1)).expect("a known entity"),
+        "no such row"
+    );
 
     let first = env.pass(&engine).await;
     assert_eq!(first.status(), PassStatus::Failed, "{}", first.render_table());
@@ -214,8 +233,10 @@ async fn a_bad_value_mid_load_fails_the_entity_by_name_and_the_load_resumes_once
     }
     // Only whole committed parts are visible: no staging file, no manifest for the unfinished load.
     let folder = env.lake_path().join("timesheets");
-    let mut names: Vec<String> =
-        std::fs::read_dir(&folder).expect("the folder").map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&folder)
+        .expect("the folder")
+        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     assert_eq!(names.len(), 2, "two committed 300-row parts and nothing else: {names:?}");
     assert!(names.iter().all(|n| n.starts_with("full_sync-") && n.ends_with(".parquet")), "{names:?}");

@@ -34,7 +34,11 @@ async fn the_old_apps_cursors_continue_incrementally_without_a_full_load() {
         };
         let cursor = p.deltas_cursor.expect("a head cursor (the feed had changes)");
         // The old app's prefix: the entity name, or the feed's singular (`timesheet`) for some.
-        let name = if i % 2 == 0 { entity.name.to_string() } else { entity.deltas_field.unwrap().trim_end_matches("_deltas").to_string() };
+        let name = if i % 2 == 0 {
+            entity.name.to_string()
+        } else {
+            entity.deltas_field.unwrap().trim_end_matches("_deltas").to_string()
+        };
         app_config.seed(&format!("{name}-deltas_cursor"), None, &cursor, &last_modified);
         app_config.seed(&format!("{name}-initial_sync_complete"), None, "True", &last_modified);
         app_config.seed(&format!("{name}-initial_sync_cursor"), None, "irrelevant", &last_modified);

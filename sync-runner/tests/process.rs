@@ -236,7 +236,10 @@ async fn sigterm_stops_at_a_page_boundary_and_the_next_run_finishes() {
 async fn exhausted_credits_defer_the_pass_with_their_own_exit_code() {
     let env = TestEnv::new(100, 52).await;
     // Credits come back in an hour; the tool waits at most its configured maximum (2 min).
-    env.sim.set_faults(xledger_sim::FaultPlan::default().every_nth(1, xledger_sim::Fault::InsufficientCredits { reset_after: Duration::from_secs(3600) }));
+    env.sim.set_faults(
+        xledger_sim::FaultPlan::default()
+            .every_nth(1, xledger_sim::Fault::InsufficientCredits { reset_after: Duration::from_secs(3600) }),
+    );
     let (code, output) = run_to_end(&env, &[]).await;
     assert_eq!(code, 4, "{output}");
     assert!(output.contains("deferred"), "{output}");
@@ -256,10 +259,14 @@ async fn of_two_concurrent_processes_one_syncs_and_the_other_exits_naming_it() {
     let first_pid = first.id().expect("running");
     // Give the first process time to take its leases, then start the second one.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let second = command(&env, &[("XLEDGER_LEASE_WAIT", "500ms")], &["sync"]).output().await.expect("second process runs");
+    let second =
+        command(&env, &[("XLEDGER_LEASE_WAIT", "500ms")], &["sync"]).output().await.expect("second process runs");
     let second_text = format!("{}{}", String::from_utf8_lossy(&second.stdout), String::from_utf8_lossy(&second.stderr));
     assert_eq!(second.status.code(), Some(5), "{second_text}");
-    assert!(second_text.contains(&format!(":{first_pid}:")), "the holder (host:pid:id) of the first process is named: {second_text}");
+    assert!(
+        second_text.contains(&format!(":{first_pid}:")),
+        "the holder (host:pid:id) of the first process is named: {second_text}"
+    );
 
     let first = first.wait_with_output().await.expect("first process exits");
     let first_text = format!("{}{}", String::from_utf8_lossy(&first.stdout), String::from_utf8_lossy(&first.stderr));

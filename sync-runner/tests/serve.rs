@@ -12,8 +12,8 @@ use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use sync_runner::serve::functions::{self, Action, FUNCTIONS, Trigger};
 use sync_runner::serve::{
-    ConfigError, PassOutcome, PassRequest, PassStatus, ServeConfig, ServiceError, ServiceErrorKind, SyncService, parse_function_timeout,
-    router, serve_on,
+    ConfigError, PassOutcome, PassRequest, PassStatus, ServeConfig, ServiceError, ServiceErrorKind, SyncService,
+    parse_function_timeout, router, serve_on,
 };
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
@@ -50,7 +50,14 @@ struct FakeEngine {
 impl FakeEngine {
     fn new() -> (Self, mpsc::UnboundedReceiver<Call>) {
         let (calls, received) = mpsc::unbounded_channel();
-        (Self { calls, passes: Mutex::new(VecDeque::new()), status: Ok(json!({ "projects": { "phase": "incremental" } })) }, received)
+        (
+            Self {
+                calls,
+                passes: Mutex::new(VecDeque::new()),
+                status: Ok(json!({ "projects": { "phase": "incremental" } })),
+            },
+            received,
+        )
     }
 
     fn with_passes(self, plans: impl IntoIterator<Item = PassPlan>) -> Self {
@@ -186,8 +193,11 @@ impl<'a> HttpCall<'a> {
     }
 
     fn invocation(&self) -> Value {
-        let query_string: Vec<String> =
-            self.query.as_object().map(|query| query.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect()).unwrap_or_default();
+        let query_string: Vec<String> = self
+            .query
+            .as_object()
+            .map(|query| query.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect())
+            .unwrap_or_default();
         let url = if query_string.is_empty() {
             format!("https://xledger-sync-dev.azurewebsites.net/api/{}", self.path)
         } else {
@@ -224,7 +234,8 @@ impl Answer {
         assert_eq!(res["headers"]["Content-Type"], "application/json; charset=utf-8", "res: {res}");
         let status = res["statusCode"].as_u64().expect("Outputs.res.statusCode") as u16;
         assert_eq!(res["status"], res["statusCode"], "the host requires `status` too");
-        let body = serde_json::from_str(res["body"].as_str().expect("Outputs.res.body is a string")).expect("body is JSON");
+        let body =
+            serde_json::from_str(res["body"].as_str().expect("Outputs.res.body is a string")).expect("body is JSON");
         (status, body)
     }
 }
@@ -278,7 +289,10 @@ async fn timer_object_payload_runs_one_incremental_pass_over_the_timer_entities(
     assert_eq!(answer.body["ReturnValue"]["summary"], json!({ "requests": 1 }));
     assert_eq!(answer.body["Logs"], json!(["pass Completed"]));
     let Some(Call::Pass(request)) = calls.recv().await else { panic!("expected a pass") };
-    assert_eq!((request.entities, request.full, request.trigger.as_str()), (vec!["projects".to_string(), "timesheets".to_string()], false, "sync_timer"));
+    assert_eq!(
+        (request.entities, request.full, request.trigger.as_str()),
+        (vec!["projects".to_string(), "timesheets".to_string()], false, "sync_timer")
+    );
     assert!(calls.try_recv().is_err(), "exactly one engine call");
 }
 
@@ -333,7 +347,10 @@ async fn timer_pass_deadline_is_arrival_plus_function_timeout_minus_margin() {
 #[tokio::test]
 async fn partial_and_deferred_passes_answer_200_with_the_outcome() {
     let (engine, _calls) = FakeEngine::new();
-    let app = app_with(engine.with_passes([PassPlan::Return(PassStatus::Partial), PassPlan::Return(PassStatus::Deferred)]), config());
+    let app = app_with(
+        engine.with_passes([PassPlan::Return(PassStatus::Partial), PassPlan::Return(PassStatus::Deferred)]),
+        config(),
+    );
 
     let partial = invoke(&app, "sync_timer", &timer_invocation(timer_info(false))).await;
     let deferred = invoke(&app, "sync_timer", &timer_invocation(timer_info(false))).await;
@@ -379,7 +396,8 @@ async fn pass_overrunning_its_deadline_is_reported_at_deadline_plus_half_margin_
     let (engine, mut calls) = FakeEngine::new();
     let config = config();
     let (budget, margin) = (config.pass_budget(), config.deadline_margin);
-    let app = app_with(engine.with_passes([PassPlan::Sleep(Duration::from_secs(2 * 3600), PassStatus::Completed)]), config);
+    let app =
+        app_with(engine.with_passes([PassPlan::Sleep(Duration::from_secs(2 * 3600), PassStatus::Completed)]), config);
     let arrival = Instant::now();
 
     let overrun = invoke(&app, "sync_timer", &timer_invocation(timer_info(false))).await;
@@ -459,7 +477,11 @@ async fn admin_request_authenticated_with_a_function_key_is_forbidden() {
     let (engine, mut calls) = FakeEngine::new();
     let app = app_with(engine, config());
 
-    let (status, body) = call(&app, HttpCall::new("sync_reset_state", "POST", "sync/reset-state").query(json!({ "all": "true" })).level("Function")).await;
+    let (status, body) = call(
+        &app,
+        HttpCall::new("sync_reset_state", "POST", "sync/reset-state").query(json!({ "all": "true" })).level("Function"),
+    )
+    .await;
 
     assert_eq!(status, 403);
     assert!(body["error"].as_str().unwrap().contains("master key"));
@@ -471,7 +493,9 @@ async fn admin_request_with_the_wrong_method_is_405() {
     let (engine, mut calls) = FakeEngine::new();
     let app = app_with(engine, config());
 
-    let (status, body) = call(&app, HttpCall::new("sync_wipe", "GET", "sync/wipe").query(json!({ "all": "true", "confirm": "wipe" }))).await;
+    let (status, body) =
+        call(&app, HttpCall::new("sync_wipe", "GET", "sync/wipe").query(json!({ "all": "true", "confirm": "wipe" })))
+            .await;
 
     assert_eq!((status, body["error"].as_str()), (405, Some("use POST")));
     assert!(calls.try_recv().is_err());
@@ -494,7 +518,10 @@ async fn status_reports_the_engine_state_and_what_the_handler_runs() {
 #[tokio::test]
 async fn engine_errors_map_to_their_http_status() {
     let (engine, _calls) = FakeEngine::new();
-    let engine = engine.with_status(Err(ServiceError::new(ServiceErrorKind::Unavailable, "state store: App Configuration answered 503")));
+    let engine = engine.with_status(Err(ServiceError::new(
+        ServiceErrorKind::Unavailable,
+        "state store: App Configuration answered 503",
+    )));
     let app = app_with(engine, config());
 
     let (status, body) = call(&app, HttpCall::new("sync_status", "GET", "sync/status")).await;
@@ -507,8 +534,12 @@ async fn reset_state_of_named_entities_calls_the_engine_and_answers_200() {
     let (engine, mut calls) = FakeEngine::new();
     let app = app_with(engine, config());
 
-    let (status, body) =
-        call(&app, HttpCall::new("sync_reset_state", "POST", "sync/reset-state").query(json!({ "entities": "projects, timesheets" }))).await;
+    let (status, body) = call(
+        &app,
+        HttpCall::new("sync_reset_state", "POST", "sync/reset-state")
+            .query(json!({ "entities": "projects, timesheets" })),
+    )
+    .await;
 
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["reset"], json!(["projects", "timesheets"]));
@@ -520,7 +551,8 @@ async fn reset_state_reads_entities_from_a_json_body() {
     let (engine, mut calls) = FakeEngine::new();
     let app = app_with(engine, config());
 
-    let (status, _) = call(&app, HttpCall::new("sync_reset_state", "POST", "sync/reset-state").body(r#"{"all": true}"#)).await;
+    let (status, _) =
+        call(&app, HttpCall::new("sync_reset_state", "POST", "sync/reset-state").body(r#"{"all": true}"#)).await;
 
     assert_eq!(status, 200);
     assert_eq!(calls.recv().await, Some(Call::Reset(Vec::new())), "all = an empty list for the engine");
@@ -543,7 +575,11 @@ async fn reset_state_of_an_unknown_entity_is_400_naming_the_known_ones() {
     let (engine, mut calls) = FakeEngine::new();
     let app = app_with(engine, config());
 
-    let (status, body) = call(&app, HttpCall::new("sync_reset_state", "POST", "sync/reset-state").query(json!({ "entities": "invoices" }))).await;
+    let (status, body) = call(
+        &app,
+        HttpCall::new("sync_reset_state", "POST", "sync/reset-state").query(json!({ "entities": "invoices" })),
+    )
+    .await;
 
     assert_eq!(status, 400);
     let error = body["error"].as_str().unwrap();
@@ -569,7 +605,8 @@ async fn wipe_without_confirmation_is_refused_and_wipes_nothing() {
     let (engine, mut calls) = FakeEngine::new();
     let app = app_with(engine, config());
 
-    let (status, body) = call(&app, HttpCall::new("sync_wipe", "POST", "sync/wipe").query(json!({ "all": "true" }))).await;
+    let (status, body) =
+        call(&app, HttpCall::new("sync_wipe", "POST", "sync/wipe").query(json!({ "all": "true" }))).await;
 
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("confirm=wipe"));
@@ -581,7 +618,11 @@ async fn wipe_answers_202_and_wipes_in_the_background() {
     let (engine, mut calls) = FakeEngine::new();
     let app = app_with(engine, config());
 
-    let (status, body) = call(&app, HttpCall::new("sync_wipe", "POST", "sync/wipe").query(json!({ "entities": "suppliers", "confirm": "wipe" }))).await;
+    let (status, body) = call(
+        &app,
+        HttpCall::new("sync_wipe", "POST", "sync/wipe").query(json!({ "entities": "suppliers", "confirm": "wipe" })),
+    )
+    .await;
 
     assert_eq!(status, 202);
     assert_eq!(body["entities"], json!(["suppliers"]));
@@ -593,12 +634,19 @@ async fn resync_answers_202_and_runs_a_full_pass_of_the_routed_entity_in_the_bac
     let (engine, mut calls) = FakeEngine::new();
     let app = app_with(engine, config());
 
-    let (status, body) = call(&app, HttpCall::new("sync_resync", "POST", "sync/resync/transactions").params(json!({ "entity": "transactions" }))).await;
+    let (status, body) = call(
+        &app,
+        HttpCall::new("sync_resync", "POST", "sync/resync/transactions").params(json!({ "entity": "transactions" })),
+    )
+    .await;
 
     assert_eq!(status, 202);
     assert_eq!(body["entity"], "transactions");
     let Some(Call::Pass(request)) = calls.recv().await else { panic!("expected a pass") };
-    assert_eq!((request.entities, request.full, request.trigger.as_str()), (vec!["transactions".to_string()], true, "sync_resync"));
+    assert_eq!(
+        (request.entities, request.full, request.trigger.as_str()),
+        (vec!["transactions".to_string()], true, "sync_resync")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -612,8 +660,13 @@ async fn admin_actions_while_a_pass_runs_answer_409_and_status_shows_the_pass() 
     });
     assert!(matches!(calls.recv().await, Some(Call::Pass(_))));
 
-    let (resync, _) = call(&app, HttpCall::new("sync_resync", "POST", "sync/resync/projects").params(json!({ "entity": "projects" }))).await;
-    let (reset, reset_body) = call(&app, HttpCall::new("sync_reset_state", "POST", "sync/reset-state").query(json!({ "all": "true" }))).await;
+    let (resync, _) = call(
+        &app,
+        HttpCall::new("sync_resync", "POST", "sync/resync/projects").params(json!({ "entity": "projects" })),
+    )
+    .await;
+    let (reset, reset_body) =
+        call(&app, HttpCall::new("sync_reset_state", "POST", "sync/reset-state").query(json!({ "all": "true" }))).await;
     let (status, status_body) = call(&app, HttpCall::new("sync_status", "GET", "sync/status")).await;
 
     assert_eq!((resync, reset, status), (409, 409, 200));
@@ -676,11 +729,19 @@ fn each_function_json_declares_the_catalog_trigger() {
                 let (input, output) = (&bindings[0], &bindings[1]);
                 assert_eq!(input["type"], "httpTrigger", "{}", def.name);
                 assert_eq!(input["name"], functions::HTTP_REQUEST_BINDING, "{}", def.name);
-                assert_eq!(input["authLevel"], functions::ADMIN_AUTH_LEVEL, "{}: admin functions need the master key", def.name);
+                assert_eq!(
+                    input["authLevel"],
+                    functions::ADMIN_AUTH_LEVEL,
+                    "{}: admin functions need the master key",
+                    def.name
+                );
                 assert_eq!(input["methods"], json!([method.to_ascii_lowercase()]), "{}", def.name);
                 assert_eq!(input["route"], route, "{}", def.name);
                 assert!(!route.starts_with("admin/"), "{}: the host reserves admin/", def.name);
-                assert_eq!((&output["type"], &output["name"], &output["direction"]), (&json!("http"), &json!(functions::HTTP_RESPONSE_BINDING), &json!("out")));
+                assert_eq!(
+                    (&output["type"], &output["name"], &output["direction"]),
+                    (&json!("http"), &json!(functions::HTTP_RESPONSE_BINDING), &json!("out"))
+                );
             }
         }
     }
@@ -694,7 +755,9 @@ async fn every_function_folder_is_routed_by_the_handler() {
         let def = functions::function(&name).unwrap_or_else(|| panic!("{name} is not in the catalog"));
         let payload = match def.trigger {
             Trigger::Timer { .. } => timer_invocation(timer_info(false)),
-            Trigger::AdminHttp { method, .. } => HttpCall::new(def.name, method, "x").params(json!({ "entity": "projects" })).invocation(),
+            Trigger::AdminHttp { method, .. } => {
+                HttpCall::new(def.name, method, "x").params(json!({ "entity": "projects" })).invocation()
+            }
         };
 
         let answer = invoke(&app, &name, &payload).await;
@@ -751,7 +814,8 @@ fn config_reads_port_timeout_margin_and_timer_entities() {
 #[test]
 fn timeout_app_setting_overrides_host_json_as_the_host_does() {
     let root = app_root(r#"{"functionTimeout": "00:10:00"}"#);
-    let settings = vars(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "36789"), ("AzureFunctionsJobHost__functionTimeout", "01:00:00")]);
+    let settings =
+        vars(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "36789"), ("AzureFunctionsJobHost__functionTimeout", "01:00:00")]);
 
     let config = ServeConfig::from_vars(&settings, root.path()).unwrap();
 
@@ -817,7 +881,9 @@ fn function_timeout_parses_timespans_and_unbounded() {
 
 #[test]
 fn function_timeout_refuses_malformed_and_zero_values() {
-    for bad in ["", "00:00:00", "5", "00:60:00", "24:00:00", "0:05:00", "00:05", "00:05:00:00", "00:05:00.", "x.00:05:00"] {
+    for bad in
+        ["", "00:00:00", "5", "00:60:00", "24:00:00", "0:05:00", "00:05", "00:05:00:00", "00:05:00.", "x.00:05:00"]
+    {
         assert_eq!(parse_function_timeout(bad), None, "{bad:?}");
     }
 }
@@ -833,9 +899,14 @@ async fn serve_on_answers_over_loopback_and_stops_on_shutdown() {
     let address = listener.local_addr().unwrap();
     let (engine, _calls) = FakeEngine::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_on(listener, Arc::new(engine), config(), Box::pin(async move {
-        let _ = stopped.await;
-    })));
+    let server = tokio::spawn(serve_on(
+        listener,
+        Arc::new(engine),
+        config(),
+        Box::pin(async move {
+            let _ = stopped.await;
+        }),
+    ));
 
     let payload = timer_invocation(timer_info(false)).to_string();
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();

@@ -11,9 +11,7 @@ use chrono::{DateTime, Utc};
 pub enum StateError {
     /// A compare-and-swap write found a different version than the caller expected: someone else wrote
     /// the entity's state since the caller read it. Re-read and decide again.
-    #[error(
-        "sync state of entity `{entity}` in {store} changed since it was read (expected {expected})"
-    )]
+    #[error("sync state of entity `{entity}` in {store} changed since it was read (expected {expected})")]
     Conflict {
         /// The entity whose state was written.
         entity: String,
@@ -33,9 +31,7 @@ pub enum StateError {
         expires_at: DateTime<Utc>,
     },
     /// The caller's lease is gone: it expired and someone else took it, or it was removed.
-    #[error(
-        "lease of `{holder}` on entity `{entity}` was lost (expired and taken over, or removed)"
-    )]
+    #[error("lease of `{holder}` on entity `{entity}` was lost (expired and taken over, or removed)")]
     LeaseLost {
         /// The entity whose lease was lost.
         entity: String,

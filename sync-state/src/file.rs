@@ -51,10 +51,7 @@ pub(crate) struct FileBackend {
 impl FileBackend {
     pub(crate) fn new(path: PathBuf) -> Result<Self, StateError> {
         let Some(name) = path.file_name() else {
-            return Err(StateError::InvalidConfig(format!(
-                "state file path `{}` names no file",
-                path.display()
-            )));
+            return Err(StateError::InvalidConfig(format!("state file path `{}` names no file", path.display())));
         };
         let mut lock_name = name.to_owned();
         lock_name.push(".lock");
@@ -62,17 +59,9 @@ impl FileBackend {
         Ok(Self { path, lock_path })
     }
 
-    fn io(
-        &self,
-        operation: &'static str,
-        path: &Path,
-    ) -> impl FnOnce(std::io::Error) -> StateError {
+    fn io(&self, operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
         let path = path.to_owned();
-        move |source| StateError::Io {
-            operation,
-            path,
-            source,
-        }
+        move |source| StateError::Io { operation, path, source }
     }
 
     fn location(&self) -> String {
@@ -84,34 +73,20 @@ impl FileBackend {
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Document {
-                    format_version: FORMAT_VERSION,
-                    entries: BTreeMap::new(),
-                });
+                return Ok(Document { format_version: FORMAT_VERSION, entries: BTreeMap::new() });
             }
             Err(e) => return Err(self.io("read", &self.path)(e)),
         };
-        let corrupt = |detail: String| StateError::Corrupt {
-            location: self.location(),
-            detail,
-        };
-        let value: Value =
-            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not JSON: {e}")))?;
+        let corrupt = |detail: String| StateError::Corrupt { location: self.location(), detail };
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not JSON: {e}")))?;
         check_format_version(&value, &self.location())?;
         serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
     }
 
     /// Runs `change` on the current document under the lock and, when it says it changed something
     /// (`Written`), replaces the file atomically before the lock is released.
-    fn modify(
-        &self,
-        change: impl FnOnce(&mut Document) -> Change,
-    ) -> Result<CasOutcome, StateError> {
-        let dir = self
-            .path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+    fn modify(&self, change: impl FnOnce(&mut Document) -> Change) -> Result<CasOutcome, StateError> {
+        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(self.io("create the directory", dir))?;
         let lock = OpenOptions::new()
             .read(true)
@@ -136,19 +111,14 @@ impl FileBackend {
     }
 
     fn replace(&self, dir: &Path, document: &Document) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec_pretty(document).map_err(|e| StateError::Corrupt {
-            location: self.location(),
-            detail: format!("cannot encode: {e}"),
-        })?;
+        let bytes = serde_json::to_vec_pretty(document)
+            .map_err(|e| StateError::Corrupt { location: self.location(), detail: format!("cannot encode: {e}") })?;
         let mut temp_name = self.path.file_name().unwrap_or_default().to_owned();
         temp_name.push(format!(".tmp-{}", uuid::Uuid::new_v4()));
         let temp = self.path.with_file_name(temp_name);
         let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-                .map_err(self.io("create", &temp))?;
+            let mut file =
+                OpenOptions::new().write(true).create_new(true).open(&temp).map_err(self.io("create", &temp))?;
             file.write_all(&bytes).map_err(self.io("write", &temp))?;
             file.sync_all().map_err(self.io("fsync", &temp))?;
             fs::rename(&temp, &self.path).map_err(self.io("rename into place", &self.path))
@@ -166,13 +136,11 @@ impl FileBackend {
         work: impl FnOnce(&FileBackend) -> Result<R, StateError> + Send + 'static,
     ) -> Result<R, StateError> {
         let backend = self.clone();
-        tokio::task::spawn_blocking(move || work(&backend))
-            .await
-            .map_err(|e| StateError::Io {
-                operation: "run file I/O for",
-                path: self.path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?
+        tokio::task::spawn_blocking(move || work(&backend)).await.map_err(|e| StateError::Io {
+            operation: "run file I/O for",
+            path: self.path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?
     }
 }
 
@@ -202,27 +170,19 @@ impl KvBackend for FileBackend {
         let key = key.to_owned();
         self.blocking(move |backend| {
             let mut document = backend.read()?;
-            Ok(document.entries.remove(&key).map(|entry| KvEntry {
-                value: entry.value,
-                version: Version::new(entry.version),
-            }))
+            Ok(document
+                .entries
+                .remove(&key)
+                .map(|entry| KvEntry { value: entry.value, version: Version::new(entry.version) }))
         })
         .await
     }
 
-    async fn put(
-        &self,
-        key: &str,
-        value: &Value,
-        expect: &Expect,
-    ) -> Result<CasOutcome, StateError> {
+    async fn put(&self, key: &str, value: &Value, expect: &Expect) -> Result<CasOutcome, StateError> {
         let (key, value, expect) = (key.to_owned(), value.clone(), expect.clone());
         self.blocking(move |backend| {
             backend.modify(|document| {
-                let current = document
-                    .entries
-                    .get(&key)
-                    .map(|entry| entry.version.as_str());
+                let current = document.entries.get(&key).map(|entry| entry.version.as_str());
                 let matches = match &expect {
                     Expect::Absent => current.is_none(),
                     Expect::Version(v) => current == Some(v.as_str()),
@@ -231,13 +191,7 @@ impl KvBackend for FileBackend {
                     return Change::Unchanged(CasOutcome::Mismatch);
                 }
                 let version = uuid::Uuid::new_v4().to_string();
-                document.entries.insert(
-                    key,
-                    Entry {
-                        version: version.clone(),
-                        value,
-                    },
-                );
+                document.entries.insert(key, Entry { version: version.clone(), value });
                 Change::Written(CasOutcome::Done(Version::new(version)))
             })
         })
@@ -248,10 +202,7 @@ impl KvBackend for FileBackend {
         let (key, expect) = (key.to_owned(), expect.cloned());
         self.blocking(move |backend| {
             backend.modify(|document| {
-                let current = document
-                    .entries
-                    .get(&key)
-                    .map(|entry| entry.version.as_str());
+                let current = document.entries.get(&key).map(|entry| entry.version.as_str());
                 match (current, &expect) {
                     (None, _) => Change::Unchanged(CasOutcome::Done(Version::absent())),
                     (Some(current), Some(expected)) if current != expected.as_str() => {
@@ -275,15 +226,7 @@ impl KvBackend for FileBackend {
                 .entries
                 .into_iter()
                 .filter(|(key, _)| key.starts_with(&prefix))
-                .map(|(key, entry)| {
-                    (
-                        key,
-                        KvEntry {
-                            value: entry.value,
-                            version: Version::new(entry.version),
-                        },
-                    )
-                })
+                .map(|(key, entry)| (key, KvEntry { value: entry.value, version: Version::new(entry.version) }))
                 .collect())
         })
         .await

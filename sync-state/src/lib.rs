@@ -52,8 +52,8 @@ use chrono::{DateTime, Utc};
 
 pub use error::StateError;
 pub use model::{
-    CommittedPart, EntityState, FORMAT_VERSION, FullSyncProgress, FullSyncReason,
-    IncrementalProgress, PendingChanges, PendingPart, Phase, RunSummary,
+    CommittedPart, EntityState, FORMAT_VERSION, FullSyncProgress, FullSyncReason, IncrementalProgress, PendingChanges,
+    PendingPart, Phase, RunSummary,
 };
 pub use store::{Expect, Lease, StateStore, Version, Versioned};
 
@@ -111,11 +111,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(30),
-        }
+        Self { max_attempts: 5, initial_backoff: Duration::from_millis(500), max_backoff: Duration::from_secs(30) }
     }
 }
 
@@ -124,11 +120,8 @@ impl RetryPolicy {
     /// exponential backoff with jitter (50–100 % of the step, so many clients do not retry in step).
     fn delay(&self, attempt: u32, server_asked: Option<Duration>) -> Duration {
         let delay = server_asked.unwrap_or_else(|| {
-            let step = self
-                .initial_backoff
-                .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
-            let jitter =
-                0.5 + f64::from(uuid::Uuid::new_v4().as_u128() as u16) / f64::from(u16::MAX) / 2.0;
+            let step = self.initial_backoff.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+            let jitter = 0.5 + f64::from(uuid::Uuid::new_v4().as_u128() as u16) / f64::from(u16::MAX) / 2.0;
             step.mul_f64(jitter)
         });
         delay.min(self.max_backoff)
@@ -194,24 +187,11 @@ impl Default for StoreOptions {
 /// # Ok(())
 /// # }
 /// ```
-pub async fn open_store(
-    spec: &str,
-    options: StoreOptions,
-) -> Result<Arc<dyn StateStore>, StateError> {
+pub async fn open_store(spec: &str, options: StoreOptions) -> Result<Arc<dyn StateStore>, StateError> {
     let spec = spec.trim();
-    let StoreOptions {
-        key_prefix,
-        label,
-        legacy_aliases,
-        clock,
-        retry,
-        request_timeout,
-        credential,
-    } = options;
+    let StoreOptions { key_prefix, label, legacy_aliases, clock, retry, request_timeout, credential } = options;
     if spec.is_empty() {
-        return Err(StateError::InvalidConfig(
-            "the state store specification is empty".to_owned(),
-        ));
+        return Err(StateError::InvalidConfig("the state store specification is empty".to_owned()));
     }
     let app_config = |endpoint: String, auth| {
         appconfig::AppConfigBackend::new(appconfig::AppConfigSettings {
@@ -238,15 +218,9 @@ pub async fn open_store(
         url::Url::parse(spec)
             .ok()
             .and_then(|url| url.to_file_path().ok())
-            .ok_or_else(|| {
-                StateError::InvalidConfig(format!("`{spec}` is not a usable file:// URL"))
-            })?
+            .ok_or_else(|| StateError::InvalidConfig(format!("`{spec}` is not a usable file:// URL")))?
     } else {
         PathBuf::from(spec)
     };
-    Ok(store::KvStateStore::new(
-        file::FileBackend::new(path)?,
-        legacy_aliases,
-        clock,
-    ))
+    Ok(store::KvStateStore::new(file::FileBackend::new(path)?, legacy_aliases, clock))
 }

@@ -172,14 +172,8 @@ struct Stored<T> {
 
 /// Encodes a record with the current format version.
 pub(crate) fn encode<T: Serialize>(record: &T, location: &str) -> Result<Value, StateError> {
-    serde_json::to_value(Stored {
-        format_version: FORMAT_VERSION,
-        record,
-    })
-    .map_err(|e| StateError::Corrupt {
-        location: location.to_owned(),
-        detail: format!("cannot encode: {e}"),
-    })
+    serde_json::to_value(Stored { format_version: FORMAT_VERSION, record })
+        .map_err(|e| StateError::Corrupt { location: location.to_owned(), detail: format!("cannot encode: {e}") })
 }
 
 /// Decodes a record, refusing a newer format version and anything malformed.
@@ -187,27 +181,17 @@ pub(crate) fn decode<T: DeserializeOwned>(value: Value, location: &str) -> Resul
     check_format_version(&value, location)?;
     serde_json::from_value::<Stored<T>>(value)
         .map(|stored| stored.record)
-        .map_err(|e| StateError::Corrupt {
-            location: location.to_owned(),
-            detail: e.to_string(),
-        })
+        .map_err(|e| StateError::Corrupt { location: location.to_owned(), detail: e.to_string() })
 }
 
 /// Checks a record's top-level `format_version` without decoding the rest.
 pub(crate) fn check_format_version(value: &Value, location: &str) -> Result<(), StateError> {
-    let found = value
-        .get("format_version")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| StateError::Corrupt {
-            location: location.to_owned(),
-            detail: "no numeric top-level `format_version`".to_owned(),
-        })?;
+    let found = value.get("format_version").and_then(Value::as_u64).ok_or_else(|| StateError::Corrupt {
+        location: location.to_owned(),
+        detail: "no numeric top-level `format_version`".to_owned(),
+    })?;
     if found > FORMAT_VERSION {
-        return Err(StateError::NewerFormat {
-            location: location.to_owned(),
-            found,
-            supported: FORMAT_VERSION,
-        });
+        return Err(StateError::NewerFormat { location: location.to_owned(), found, supported: FORMAT_VERSION });
     }
     Ok(())
 }
@@ -223,20 +207,14 @@ mod tests {
             phase: Phase::FullSync(FullSyncProgress {
                 run_stamp: "20240711_21_17_09".into(),
                 synced_at: Utc.with_ymd_and_hms(2024, 7, 11, 21, 17, 9).unwrap(),
-                reason: FullSyncReason::Gap {
-                    why: "cursor older than 3 days".into(),
-                },
+                reason: FullSyncReason::Gap { why: "cursor older than 3 days".into() },
                 deltas_head_cursor: Some("head".into()),
                 parts: vec![CommittedPart {
                     file: "full_sync-20240711_21_17_09-timesheets-00001.parquet".into(),
                     rows: 10,
                 }],
                 items_cursor: Some("c10".into()),
-                pending: Some(PendingPart {
-                    file: "p2".into(),
-                    rows: 5,
-                    items_cursor_after: Some("c15".into()),
-                }),
+                pending: Some(PendingPart { file: "p2".into(), rows: 5, items_cursor_after: Some("c15".into()) }),
             }),
             last_run: None,
         }
@@ -248,39 +226,21 @@ mod tests {
         let value = encode(&state, "test").unwrap();
         assert_eq!(value["format_version"], json!(1));
         assert_eq!(value["phase"]["kind"], json!("full_sync"));
-        assert_eq!(
-            value["phase"]["reason"],
-            json!({"kind": "gap", "why": "cursor older than 3 days"})
-        );
+        assert_eq!(value["phase"]["reason"], json!({"kind": "gap", "why": "cursor older than 3 days"}));
         assert_eq!(decode::<EntityState>(value, "test").unwrap(), state);
     }
 
     #[test]
     fn a_higher_format_version_is_refused_as_newer() {
-        let value =
-            json!({"format_version": 2, "phase": {"kind": "not_started"}, "last_run": null});
+        let value = json!({"format_version": 2, "phase": {"kind": "not_started"}, "last_run": null});
         let err = decode::<EntityState>(value, "key x").unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StateError::NewerFormat {
-                    found: 2,
-                    supported: 1,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        assert!(
-            err.to_string().contains("written by a newer xledger-sync"),
-            "{err}"
-        );
+        assert!(matches!(err, StateError::NewerFormat { found: 2, supported: 1, .. }), "{err:?}");
+        assert!(err.to_string().contains("written by a newer xledger-sync"), "{err}");
     }
 
     #[test]
     fn a_record_without_format_version_is_corrupt() {
-        let err =
-            decode::<EntityState>(json!({"phase": {"kind": "not_started"}}), "key x").unwrap_err();
+        let err = decode::<EntityState>(json!({"phase": {"kind": "not_started"}}), "key x").unwrap_err();
         assert!(matches!(err, StateError::Corrupt { .. }), "{err:?}");
     }
 
@@ -288,9 +248,6 @@ mod tests {
     fn an_unknown_phase_is_corrupt() {
         let value = json!({"format_version": 1, "phase": {"kind": "paused"}, "last_run": null});
         let err = decode::<EntityState>(value, "key x").unwrap_err();
-        assert!(
-            matches!(err, StateError::Corrupt { ref location, .. } if location == "key x"),
-            "{err:?}"
-        );
+        assert!(matches!(err, StateError::Corrupt { ref location, .. } if location == "key x"), "{err:?}");
     }
 }

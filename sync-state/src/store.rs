@@ -45,11 +45,7 @@ impl Version {
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_absent() {
-            f.write_str("(absent)")
-        } else {
-            write!(f, "\"{}\"", self.0)
-        }
+        if self.is_absent() { f.write_str("(absent)") } else { write!(f, "\"{}\"", self.0) }
     }
 }
 
@@ -74,11 +70,7 @@ pub enum Expect {
 impl Expect {
     /// `Absent` for [`Version::absent`], otherwise `Version`: the expectation that matches a read.
     pub fn matching(version: &Version) -> Self {
-        if version.is_absent() {
-            Expect::Absent
-        } else {
-            Expect::Version(version.clone())
-        }
+        if version.is_absent() { Expect::Absent } else { Expect::Version(version.clone()) }
     }
 
     /// Folds `Version(absent)` into `Absent`, so backends see one spelling.
@@ -140,12 +132,7 @@ pub trait StateStore: Send + Sync + fmt::Debug {
 
     /// Writes the entity's state if the stored version is what `expect` says; returns the new version.
     /// Otherwise nothing is written and the result is [`StateError::Conflict`].
-    async fn put(
-        &self,
-        entity: &str,
-        state: &EntityState,
-        expect: Expect,
-    ) -> Result<Version, StateError>;
+    async fn put(&self, entity: &str, state: &EntityState, expect: Expect) -> Result<Version, StateError>;
 
     /// Forgets the entity's state (`reset-state`); its next run starts a full sync. The lease, if any, is
     /// kept. Where the old app's keys would be imported again, an explicit [`Phase::NotStarted`] is
@@ -158,12 +145,7 @@ pub trait StateStore: Send + Sync + fmt::Debug {
 
     /// Takes the entity's lease for `ttl` if it is free or expired; otherwise
     /// [`StateError::LeaseHeld`] (also when `holder` itself holds it: a holder renews, never re-acquires).
-    async fn acquire_lease(
-        &self,
-        entity: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<Lease, StateError>;
+    async fn acquire_lease(&self, entity: &str, holder: &str, ttl: Duration) -> Result<Lease, StateError>;
 
     /// Extends a lease to `now + ttl`. [`StateError::LeaseLost`] when someone else took it after it
     /// expired, or it was removed.
@@ -204,12 +186,7 @@ pub(crate) trait KvBackend: Send + Sync + fmt::Debug + 'static {
     /// Where a key lives, for error messages.
     fn location(&self, key: &str) -> String;
     async fn get(&self, key: &str) -> Result<Option<KvEntry>, StateError>;
-    async fn put(
-        &self,
-        key: &str,
-        value: &Value,
-        expect: &Expect,
-    ) -> Result<CasOutcome, StateError>;
+    async fn put(&self, key: &str, value: &Value, expect: &Expect) -> Result<CasOutcome, StateError>;
     /// Deletes the key; with `expect`, only if it is at that version (absent counts as done).
     async fn delete(&self, key: &str, expect: Option<&Version>) -> Result<CasOutcome, StateError>;
     /// Every key starting with `prefix`, in key order.
@@ -234,39 +211,19 @@ pub(crate) struct KvStateStore<B> {
 }
 
 impl<B: KvBackend> KvStateStore<B> {
-    pub(crate) fn new(
-        backend: B,
-        legacy_aliases: BTreeMap<String, Vec<String>>,
-        clock: Clock,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            backend,
-            legacy_aliases,
-            clock,
-        })
+    pub(crate) fn new(backend: B, legacy_aliases: BTreeMap<String, Vec<String>>, clock: Clock) -> Arc<Self> {
+        Arc::new(Self { backend, legacy_aliases, clock })
     }
 
     fn conflict(&self, entity: &str, expect: &Expect) -> StateError {
-        StateError::Conflict {
-            entity: entity.to_owned(),
-            store: self.backend.describe(),
-            expected: expect.to_string(),
-        }
+        StateError::Conflict { entity: entity.to_owned(), store: self.backend.describe(), expected: expect.to_string() }
     }
 
     /// The state the old app left for `entity`, if it can be continued.
     async fn legacy_state(&self, entity: &str) -> Result<Option<EntityState>, StateError> {
-        let aliases = self
-            .legacy_aliases
-            .get(entity)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let aliases = self.legacy_aliases.get(entity).map(Vec::as_slice).unwrap_or_default();
         for name in std::iter::once(entity).chain(aliases.iter().map(String::as_str)) {
-            let Some(complete) = self
-                .backend
-                .get_legacy(&format!("{name}-initial_sync_complete"))
-                .await?
-            else {
+            let Some(complete) = self.backend.get_legacy(&format!("{name}-initial_sync_complete")).await? else {
                 continue;
             };
             if !complete.value.trim().eq_ignore_ascii_case("true") {
@@ -315,8 +272,7 @@ impl<B: KvBackend> KvStateStore<B> {
         match self.backend.get(key).await? {
             None => Ok(None),
             Some(entry) => {
-                let record =
-                    model::decode::<LeaseRecord>(entry.value, &self.backend.location(key))?;
+                let record = model::decode::<LeaseRecord>(entry.value, &self.backend.location(key))?;
                 Ok(Some((record, entry.version)))
             }
         }
@@ -326,15 +282,9 @@ impl<B: KvBackend> KvStateStore<B> {
 /// Entity names become key parts: keep them to characters that need no escaping in any backend.
 fn check_entity(entity: &str) -> Result<(), StateError> {
     if entity.is_empty() {
-        return Err(StateError::InvalidEntity {
-            entity: entity.to_owned(),
-            why: "empty",
-        });
+        return Err(StateError::InvalidEntity { entity: entity.to_owned(), why: "empty" });
     }
-    if !entity
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
+    if !entity.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
         return Err(StateError::InvalidEntity {
             entity: entity.to_owned(),
             why: "only ASCII letters, digits, `_`, `-` and `.` are allowed",
@@ -343,18 +293,13 @@ fn check_entity(entity: &str) -> Result<(), StateError> {
     Ok(())
 }
 
-fn lease_until(
-    entity: &str,
-    now: DateTime<Utc>,
-    ttl: Duration,
-) -> Result<DateTime<Utc>, StateError> {
-    chrono::TimeDelta::from_std(ttl)
-        .ok()
-        .and_then(|ttl| now.checked_add_signed(ttl))
-        .ok_or_else(|| StateError::InvalidLeaseDuration {
+fn lease_until(entity: &str, now: DateTime<Utc>, ttl: Duration) -> Result<DateTime<Utc>, StateError> {
+    chrono::TimeDelta::from_std(ttl).ok().and_then(|ttl| now.checked_add_signed(ttl)).ok_or_else(|| {
+        StateError::InvalidLeaseDuration {
             entity: entity.to_owned(),
             why: format!("{ttl:?} from {now} is past the largest timestamp"),
-        })
+        }
+    })
 }
 
 #[async_trait]
@@ -368,23 +313,12 @@ impl<B: KvBackend> StateStore for KvStateStore<B> {
         let key = format!("{STATE_KEYS}{entity}");
         if let Some(entry) = self.backend.get(&key).await? {
             let value = model::decode::<EntityState>(entry.value, &self.backend.location(&key))?;
-            return Ok(Some(Versioned {
-                value,
-                version: entry.version,
-            }));
+            return Ok(Some(Versioned { value, version: entry.version }));
         }
-        Ok(self.legacy_state(entity).await?.map(|value| Versioned {
-            value,
-            version: Version::absent(),
-        }))
+        Ok(self.legacy_state(entity).await?.map(|value| Versioned { value, version: Version::absent() }))
     }
 
-    async fn put(
-        &self,
-        entity: &str,
-        state: &EntityState,
-        expect: Expect,
-    ) -> Result<Version, StateError> {
+    async fn put(&self, entity: &str, state: &EntityState, expect: Expect) -> Result<Version, StateError> {
         check_entity(entity)?;
         let key = format!("{STATE_KEYS}{entity}");
         let value = model::encode(state, &self.backend.location(&key))?;
@@ -400,12 +334,8 @@ impl<B: KvBackend> StateStore for KvStateStore<B> {
         let key = format!("{STATE_KEYS}{entity}");
         self.backend.delete(&key, None).await?;
         if self.legacy_state(entity).await?.is_some() {
-            tracing::info!(
-                entity,
-                "state reset: writing `not started` so the old app's keys are not imported again"
-            );
-            self.put(entity, &EntityState::default(), Expect::Absent)
-                .await?;
+            tracing::info!(entity, "state reset: writing `not started` so the old app's keys are not imported again");
+            self.put(entity, &EntityState::default(), Expect::Absent).await?;
         }
         Ok(())
     }
@@ -417,23 +347,12 @@ impl<B: KvBackend> StateStore for KvStateStore<B> {
                 continue;
             };
             let value = model::decode::<EntityState>(entry.value, &self.backend.location(&key))?;
-            states.push((
-                entity.to_owned(),
-                Versioned {
-                    value,
-                    version: entry.version,
-                },
-            ));
+            states.push((entity.to_owned(), Versioned { value, version: entry.version }));
         }
         Ok(states)
     }
 
-    async fn acquire_lease(
-        &self,
-        entity: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<Lease, StateError> {
+    async fn acquire_lease(&self, entity: &str, holder: &str, ttl: Duration) -> Result<Lease, StateError> {
         check_entity(entity)?;
         let key = format!("{LEASE_KEYS}{entity}");
         let mut last_seen = None;
@@ -453,11 +372,8 @@ impl<B: KvBackend> StateStore for KvStateStore<B> {
                     Expect::Version(version)
                 }
             };
-            let record = LeaseRecord {
-                holder: holder.to_owned(),
-                acquired_at: now,
-                expires_at: lease_until(entity, now, ttl)?,
-            };
+            let record =
+                LeaseRecord { holder: holder.to_owned(), acquired_at: now, expires_at: lease_until(entity, now, ttl)? };
             let value = model::encode(&record, &self.backend.location(&key))?;
             match self.backend.put(&key, &value, &expect).await? {
                 CasOutcome::Done(version) => {
@@ -492,20 +408,11 @@ impl<B: KvBackend> StateStore for KvStateStore<B> {
         };
         let value = model::encode(&record, &self.backend.location(&key))?;
         // Our version still being there means nobody took the lease, even if it expired meanwhile.
-        match self
-            .backend
-            .put(&key, &value, &Expect::matching(&lease.version))
-            .await?
-        {
-            CasOutcome::Done(version) => Ok(Lease {
-                expires_at: record.expires_at,
-                version,
-                ..lease.clone()
-            }),
-            CasOutcome::Mismatch => Err(StateError::LeaseLost {
-                entity: lease.entity.clone(),
-                holder: lease.holder.clone(),
-            }),
+        match self.backend.put(&key, &value, &Expect::matching(&lease.version)).await? {
+            CasOutcome::Done(version) => Ok(Lease { expires_at: record.expires_at, version, ..lease.clone() }),
+            CasOutcome::Mismatch => {
+                Err(StateError::LeaseLost { entity: lease.entity.clone(), holder: lease.holder.clone() })
+            }
         }
     }
 
@@ -513,10 +420,7 @@ impl<B: KvBackend> StateStore for KvStateStore<B> {
         let key = format!("{LEASE_KEYS}{}", lease.entity);
         match self.backend.delete(&key, Some(&lease.version)).await? {
             CasOutcome::Done(_) => Ok(()),
-            CasOutcome::Mismatch => Err(StateError::LeaseLost {
-                entity: lease.entity,
-                holder: lease.holder,
-            }),
+            CasOutcome::Mismatch => Err(StateError::LeaseLost { entity: lease.entity, holder: lease.holder }),
         }
     }
 }

@@ -14,9 +14,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sync_state::{
-    EntityState, Expect, RunSummary, StateError, StateStore, StoreOptions, Version, open_store,
-};
+use sync_state::{EntityState, Expect, RunSummary, StateError, StateStore, StoreOptions, Version, open_store};
 
 const CHILD_ENV: &str = "SYNC_STATE_RACE_CHILD";
 const ROUNDS: usize = 20;
@@ -28,18 +26,9 @@ fn main() {
         Ok(role) => child(&role),
         Err(_) => {
             let tests: [(&str, fn()); 3] = [
-                (
-                    "each_compare_and_swap_has_exactly_one_winner",
-                    each_compare_and_swap_has_exactly_one_winner,
-                ),
-                (
-                    "each_lease_has_exactly_one_holder",
-                    each_lease_has_exactly_one_holder,
-                ),
-                (
-                    "concurrent_read_modify_write_loses_no_update",
-                    concurrent_read_modify_write_loses_no_update,
-                ),
+                ("each_compare_and_swap_has_exactly_one_winner", each_compare_and_swap_has_exactly_one_winner),
+                ("each_lease_has_exactly_one_holder", each_lease_has_exactly_one_holder),
+                ("concurrent_read_modify_write_loses_no_update", concurrent_read_modify_write_loses_no_update),
             ];
             println!("\nrunning {} tests", tests.len());
             for (name, test) in tests {
@@ -52,16 +41,11 @@ fn main() {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 async fn store(path: &Path) -> Arc<dyn StateStore> {
-    open_store(path.to_str().unwrap(), StoreOptions::default())
-        .await
-        .unwrap()
+    open_store(path.to_str().unwrap(), StoreOptions::default()).await.unwrap()
 }
 
 fn summary(count: u64, writer: &str) -> EntityState {
@@ -101,11 +85,7 @@ impl Peer {
             .unwrap();
         let input = child.stdin.take().unwrap();
         let output = BufReader::new(child.stdout.take().unwrap());
-        Self {
-            child,
-            input,
-            output,
-        }
+        Self { child, input, output }
     }
 
     fn send(&mut self, line: &str) {
@@ -135,71 +115,45 @@ fn race_file() -> (tempfile::TempDir, PathBuf) {
 fn each_compare_and_swap_has_exactly_one_winner() {
     let (_dir, path) = race_file();
     runtime().block_on(async {
-        store(&path)
-            .await
-            .put("timesheets", &summary(0, "setup"), Expect::Absent)
-            .await
-            .unwrap();
+        store(&path).await.put("timesheets", &summary(0, "setup"), Expect::Absent).await.unwrap();
     });
-    let mut peers: Vec<Peer> = (0..CHILDREN)
-        .map(|i| Peer::spawn("cas", &path, &format!("child-{i}")))
-        .collect();
+    let mut peers: Vec<Peer> = (0..CHILDREN).map(|i| Peer::spawn("cas", &path, &format!("child-{i}"))).collect();
     for round in 0..ROUNDS {
         // Every child reads the current version before any of them writes.
         for peer in &mut peers {
             peer.send("read");
         }
         let versions: Vec<String> = peers.iter_mut().map(Peer::receive).collect();
-        assert!(
-            versions.windows(2).all(|pair| pair[0] == pair[1]),
-            "round {round}: reads differ: {versions:?}"
-        );
+        assert!(versions.windows(2).all(|pair| pair[0] == pair[1]), "round {round}: reads differ: {versions:?}");
         for peer in &mut peers {
             peer.send("write");
         }
         let outcomes: Vec<String> = peers.iter_mut().map(Peer::receive).collect();
-        let winners: Vec<&String> = outcomes
-            .iter()
-            .filter(|outcome| outcome.starts_with("won"))
-            .collect();
+        let winners: Vec<&String> = outcomes.iter().filter(|outcome| outcome.starts_with("won")).collect();
         assert_eq!(winners.len(), 1, "round {round}: outcomes {outcomes:?}");
         assert!(
-            outcomes
-                .iter()
-                .all(|outcome| outcome.starts_with("won") || outcome == "conflict"),
+            outcomes.iter().all(|outcome| outcome.starts_with("won") || outcome == "conflict"),
             "round {round}: outcomes {outcomes:?}"
         );
         let winner = winners[0].trim_start_matches("won ").to_owned();
-        let stored = runtime()
-            .block_on(async { store(&path).await.get("timesheets").await.unwrap().unwrap() });
-        assert_eq!(
-            stored.value.last_run.unwrap().outcome,
-            winner,
-            "round {round}: the stored state is the winner's"
-        );
+        let stored = runtime().block_on(async { store(&path).await.get("timesheets").await.unwrap().unwrap() });
+        assert_eq!(stored.value.last_run.unwrap().outcome, winner, "round {round}: the stored state is the winner's");
     }
     peers.into_iter().for_each(Peer::finish);
 }
 
 fn each_lease_has_exactly_one_holder() {
     let (_dir, path) = race_file();
-    let mut peers: Vec<Peer> = (0..CHILDREN)
-        .map(|i| Peer::spawn("lease", &path, &format!("child-{i}")))
-        .collect();
+    let mut peers: Vec<Peer> = (0..CHILDREN).map(|i| Peer::spawn("lease", &path, &format!("child-{i}"))).collect();
     for round in 0..ROUNDS {
         for peer in &mut peers {
             peer.send(&format!("acquire lease-{round}"));
         }
         let outcomes: Vec<String> = peers.iter_mut().map(Peer::receive).collect();
-        let holders = outcomes
-            .iter()
-            .filter(|outcome| *outcome == "acquired")
-            .count();
+        let holders = outcomes.iter().filter(|outcome| *outcome == "acquired").count();
         assert_eq!(holders, 1, "round {round}: outcomes {outcomes:?}");
         assert!(
-            outcomes
-                .iter()
-                .all(|o| o == "acquired" || o.starts_with("held by child-")),
+            outcomes.iter().all(|o| o == "acquired" || o.starts_with("held by child-")),
             "round {round}: {outcomes:?}"
         );
     }
@@ -208,23 +162,14 @@ fn each_lease_has_exactly_one_holder() {
 
 fn concurrent_read_modify_write_loses_no_update() {
     let (_dir, path) = race_file();
-    let mut peers: Vec<Peer> = (0..CHILDREN)
-        .map(|i| Peer::spawn("count", &path, &format!("child-{i}")))
-        .collect();
+    let mut peers: Vec<Peer> = (0..CHILDREN).map(|i| Peer::spawn("count", &path, &format!("child-{i}"))).collect();
     for peer in &mut peers {
         peer.send("go");
     }
-    let conflicts: u64 = peers
-        .iter_mut()
-        .map(|peer| peer.receive().parse::<u64>().unwrap())
-        .sum();
+    let conflicts: u64 = peers.iter_mut().map(|peer| peer.receive().parse::<u64>().unwrap()).sum();
     peers.into_iter().for_each(Peer::finish);
-    let stored =
-        runtime().block_on(async { store(&path).await.get("timesheets").await.unwrap().unwrap() });
-    assert_eq!(
-        stored.value.last_run.unwrap().rows_added,
-        CHILDREN as u64 * INCREMENTS_PER_CHILD
-    );
+    let stored = runtime().block_on(async { store(&path).await.get("timesheets").await.unwrap().unwrap() });
+    assert_eq!(stored.value.last_run.unwrap().rows_added, CHILDREN as u64 * INCREMENTS_PER_CHILD);
     // Not asserted (scheduling decides), but shows the test raced: conflicts retried along the way.
     println!("    ({conflicts} compare-and-swap conflicts were retried)");
 }
@@ -254,10 +199,7 @@ fn child(role: &str) {
                 }
                 ("lease", command) if command.starts_with("acquire ") => {
                     let entity = command.trim_start_matches("acquire ");
-                    match store
-                        .acquire_lease(entity, &name, Duration::from_secs(600))
-                        .await
-                    {
+                    match store.acquire_lease(entity, &name, Duration::from_secs(600)).await {
                         Ok(_) => "acquired".to_owned(),
                         Err(StateError::LeaseHeld { holder, .. }) => format!("held by {holder}"),
                         Err(other) => format!("error {other}"),
@@ -270,15 +212,11 @@ fn child(role: &str) {
                             let current = store.get("timesheets").await.unwrap();
                             let (count, expect) = match &current {
                                 None => (0, Expect::Absent),
-                                Some(v) => (
-                                    v.value.last_run.as_ref().unwrap().rows_added,
-                                    Expect::Version(v.version.clone()),
-                                ),
+                                Some(v) => {
+                                    (v.value.last_run.as_ref().unwrap().rows_added, Expect::Version(v.version.clone()))
+                                }
                             };
-                            match store
-                                .put("timesheets", &summary(count + 1, &name), expect)
-                                .await
-                            {
+                            match store.put("timesheets", &summary(count + 1, &name), expect).await {
                                 Ok(_) => break,
                                 Err(StateError::Conflict { .. }) => conflicts += 1,
                                 Err(other) => panic!("{name}: {other}"),

@@ -30,8 +30,9 @@ fn timesheet(i: usize) -> Value {
 fn bench(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     let edges: Vec<Value> = (0..ROWS).map(|i| json!({"cursor": format!("{i}"), "node": timesheet(i)})).collect();
-    let plain = serde_json::to_vec(&json!({"data": {"timesheets": {"edges": edges, "pageInfo": {"hasNextPage": false}}}}))
-        .expect("serialize the page");
+    let plain =
+        serde_json::to_vec(&json!({"data": {"timesheets": {"edges": edges, "pageInfo": {"hasNextPage": false}}}}))
+            .expect("serialize the page");
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(&plain).expect("write to a Vec");
     let gzipped = encoder.finish().expect("finish a Vec");
@@ -47,7 +48,8 @@ fn bench(c: &mut Criterion) {
             .mount(&server),
     );
     let endpoint = format!("{}/graphql", server.uri()).parse().expect("a URL");
-    let client = XledgerClient::new(ClientConfig::new(endpoint, ApiKey::new("bench-key".to_string()))).expect("a client");
+    let client =
+        XledgerClient::new(ClientConfig::new(endpoint, ApiKey::new("bench-key".to_string()))).expect("a client");
     let timesheets = xledger_model::entity("timesheets").expect("built-in entity");
     eprintln!("page of {ROWS} timesheets: {} bytes JSON, {} bytes gzipped", plain.len(), gzipped.len());
 

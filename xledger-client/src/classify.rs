@@ -87,18 +87,16 @@ pub(crate) fn classify_response(status: u16, body: &str) -> Result<&RawValue, Fa
         if !(200..300).contains(&status) {
             return Err(Failure::new(ErrorKind::Http { status }, format!("HTTP {status} with a GraphQL body")));
         }
-        return data.ok_or_else(|| Failure::new(ErrorKind::MalformedResponse, "neither `data` nor `errors` in the response"));
+        return data
+            .ok_or_else(|| Failure::new(ErrorKind::MalformedResponse, "neither `data` nor `errors` in the response"));
     }
     Err(classify_errors(status, &errors, data.is_some()))
 }
 
 fn classify_errors(status: u16, errors: &[ErrorEntry], has_data: bool) -> Failure {
     let classes: Vec<(EntryClass, Option<DateTime<Utc>>)> = errors.iter().map(classify_entry).collect();
-    let (mut class, reset_at) = classes
-        .iter()
-        .min_by_key(|(class, _)| *class)
-        .copied()
-        .unwrap_or((EntryClass::Other, None));
+    let (mut class, reset_at) =
+        classes.iter().min_by_key(|(class, _)| *class).copied().unwrap_or((EntryClass::Other, None));
     if (status == 401 || status == 403) && class != EntryClass::Authentication {
         class = EntryClass::Authentication;
     }

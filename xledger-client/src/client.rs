@@ -86,7 +86,8 @@ impl XledgerClient {
     /// ```
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
         let ctx = RequestContext::operation("configure client");
-        let invalid = |message: String| ClientError::new(ErrorKind::InvalidConfig, ctx.clone(), message).with_attempts(0);
+        let invalid =
+            |message: String| ClientError::new(ErrorKind::InvalidConfig, ctx.clone(), message).with_attempts(0);
         if !is_secure_endpoint(&config.endpoint) {
             return Err(ClientError::new(
                 ErrorKind::InsecureEndpoint,
@@ -127,9 +128,9 @@ impl XledgerClient {
         if !config.connect_timeout.is_zero() {
             builder = builder.connect_timeout(config.connect_timeout);
         }
-        let http = builder
-            .build()
-            .map_err(|e| invalid(config.api_key.scrub(&format!("cannot build the HTTP client: {}", error_chain(&e)))))?;
+        let http = builder.build().map_err(|e| {
+            invalid(config.api_key.scrub(&format!("cannot build the HTTP client: {}", error_chain(&e))))
+        })?;
         Ok(XledgerClient {
             inner: Arc::new(Inner {
                 http,
@@ -173,7 +174,11 @@ impl XledgerClient {
         })?;
         let data = self.send(Bytes::from(body), &ctx).await?;
         serde_json::from_str(data.get()).map_err(|e| {
-            ClientError::new(ErrorKind::MalformedResponse, ctx, format!("`data` does not match the operation's type: {e}"))
+            ClientError::new(
+                ErrorKind::MalformedResponse,
+                ctx,
+                format!("`data` does not match the operation's type: {e}"),
+            )
         })
     }
 
@@ -239,7 +244,12 @@ impl XledgerClient {
     /// [`send`](Self::send), offering each successful (2xx) response body, decompressed but not
     /// yet checked as UTF-8, to `fast` first: `Some` is the reply as it is; `None` reads the body
     /// the usual way (UTF-8 check, classify, retry).
-    pub(crate) async fn send_with<T, F>(&self, body: Bytes, ctx: &RequestContext, mut fast: F) -> Result<Reply<T>, ClientError>
+    pub(crate) async fn send_with<T, F>(
+        &self,
+        body: Bytes,
+        ctx: &RequestContext,
+        mut fast: F,
+    ) -> Result<Reply<T>, ClientError>
     where
         F: FnMut(&[u8]) -> Option<T>,
     {
@@ -252,9 +262,8 @@ impl XledgerClient {
                 Err(failure) => failure,
             };
             let message = self.inner.api_key.scrub(&failure.message);
-            let fail = |kind: ErrorKind, message: String| {
-                ClientError::new(kind, ctx.clone(), message).with_attempts(attempt)
-            };
+            let fail =
+                |kind: ErrorKind, message: String| ClientError::new(kind, ctx.clone(), message).with_attempts(attempt);
             let wait = match &failure.kind {
                 ErrorKind::CreditsDeferred { reset_at } => match credit_wait(*reset_at, policy.max_credit_wait) {
                     Some(wait) => wait,
@@ -331,7 +340,10 @@ impl XledgerClient {
                 Err(_) if by_deadline => return Err(deadline_failure()),
                 Err(_) => {
                     let secs = inner.request_timeout.unwrap_or_default().as_secs_f64();
-                    return Err(Failure::new(ErrorKind::RequestTimeout, format!("no complete response within {secs} s")));
+                    return Err(Failure::new(
+                        ErrorKind::RequestTimeout,
+                        format!("no complete response within {secs} s"),
+                    ));
                 }
             },
             None => exchange.await?,
@@ -347,7 +359,11 @@ impl XledgerClient {
         classify_response(status, &text).map(|data| Reply::Data(data.to_owned()))
     }
 
-    async fn exchange(&self, body: Bytes, entity: Option<&str>) -> Result<(u16, Option<HeaderValue>, Vec<u8>), Failure> {
+    async fn exchange(
+        &self,
+        body: Bytes,
+        entity: Option<&str>,
+    ) -> Result<(u16, Option<HeaderValue>, Vec<u8>), Failure> {
         let inner = &self.inner;
         let mut response = inner
             .http
@@ -384,7 +400,10 @@ impl XledgerClient {
             None | Some("") | Some("identity") => raw,
             Some("gzip") | Some("x-gzip") => gunzip(&raw, self.inner.max_response_bytes)?,
             Some(other) => {
-                return Err(Failure::new(ErrorKind::MalformedResponse, format!("unsupported Content-Encoding {other:?}")));
+                return Err(Failure::new(
+                    ErrorKind::MalformedResponse,
+                    format!("unsupported Content-Encoding {other:?}"),
+                ));
             }
         };
         Ok(bytes)
@@ -592,7 +611,11 @@ mod tests {
         // Truncated: whatever the last four bytes say, it is truncated.
         for cut in [gz.len() - 1, gz.len() - 9, gz.len() / 2, 12] {
             assert_eq!(gunzip_whole(&gz[..cut], 1 << 24), None, "cut at {cut}");
-            assert_eq!(gunzip(&gz[..cut], 1 << 24).map_err(|f| f.kind), Err(ErrorKind::TruncatedResponse), "cut at {cut}");
+            assert_eq!(
+                gunzip(&gz[..cut], 1 << 24).map_err(|f| f.kind),
+                Err(ErrorKind::TruncatedResponse),
+                "cut at {cut}"
+            );
         }
         // Two members: libdeflate reads one, so the streaming decoder (one member, as before) decides.
         let mut two = gzip(b"first");

@@ -79,8 +79,8 @@ mod client;
 mod config;
 mod error;
 mod pages;
-mod stream;
 mod stats;
+mod stream;
 
 pub use client::XledgerClient;
 pub use config::{ApiKey, ClientConfig, RetryPolicy, XLEDGER_MAX_PAGE_SIZE, default_user_agent};

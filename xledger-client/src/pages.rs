@@ -14,8 +14,8 @@ use xledger_model::page::{DeltaPage, NodeSink, RawPage};
 use xledger_model::{DbIdKind, EntitySpec, OperationDoc};
 
 use crate::client::{Reply, XledgerClient};
-use crate::stream::{self, FastPage};
 use crate::error::{ClientError, ErrorKind, RequestContext};
+use crate::stream::{self, FastPage};
 
 /// The operation name of the batched change-feed probe.
 pub const PROBE_OPERATION: &str = "ProbeDeltas";
@@ -159,7 +159,11 @@ fn check_page_size(page_size: usize, max: usize, ctx: &RequestContext) -> Result
 
 /// Checks that a page lets pagination make progress and returns the next `after`, or `None`
 /// when the page was the last.
-fn next_after<P: Cursors>(page: &P, requested: &HashSet<Option<String>>, ctx: &RequestContext) -> Result<Option<String>, ClientError> {
+fn next_after<P: Cursors>(
+    page: &P,
+    requested: &HashSet<Option<String>>,
+    ctx: &RequestContext,
+) -> Result<Option<String>, ClientError> {
     if !page.has_next_page() {
         return Ok(None);
     }
@@ -252,7 +256,10 @@ pub struct ItemsPager<'a> {
 
 impl fmt::Debug for ItemsPager<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ItemsPager").field("operation", &self.pager.label).field("page", &self.pager.page).finish_non_exhaustive()
+        f.debug_struct("ItemsPager")
+            .field("operation", &self.pager.label)
+            .field("page", &self.pager.page)
+            .finish_non_exhaustive()
     }
 }
 
@@ -298,11 +305,12 @@ impl XledgerClient {
             variables.insert("after".to_string(), json!(after));
         }
         pager.requested.insert(pager.after.clone());
-        let result = match self.execute_with(pager.operation.document, Value::Object(variables), ctx.clone(), fast).await {
-            Ok(Reply::Fast(page)) => Ok(Either::Left(page)),
-            Ok(Reply::Data(data)) => root_field::<P>(&data, pager.root_field, &ctx).map(Either::Right),
-            Err(e) => Err(e),
-        };
+        let result =
+            match self.execute_with(pager.operation.document, Value::Object(variables), ctx.clone(), fast).await {
+                Ok(Reply::Fast(page)) => Ok(Either::Left(page)),
+                Ok(Reply::Data(data)) => root_field::<P>(&data, pager.root_field, &ctx).map(Either::Right),
+                Err(e) => Err(e),
+            };
         let result = result.and_then(|page| {
             let next = match &page {
                 Either::Left(fast) => next_after(fast, &pager.requested, &ctx)?,

@@ -178,18 +178,30 @@ mod tests {
     fn anything_but_a_plain_page_is_left_to_the_careful_path_and_discards_the_sink() {
         let edge = r#"{"cursor":"a","node":{"dbId":"1"}}"#;
         let bodies = [
-            format!(r#"{{"data":{{"timesheets":{{"edges":[{edge}],"pageInfo":{{"hasNextPage":false}}}}}},"errors":[{{"message":"x"}}]}}"#),
-            format!(r#"{{"errors":[{{"message":"x"}}],"data":{{"timesheets":{{"edges":[{edge}],"pageInfo":{{"hasNextPage":false}}}}}}}}"#),
+            format!(
+                r#"{{"data":{{"timesheets":{{"edges":[{edge}],"pageInfo":{{"hasNextPage":false}}}}}},"errors":[{{"message":"x"}}]}}"#
+            ),
+            format!(
+                r#"{{"errors":[{{"message":"x"}}],"data":{{"timesheets":{{"edges":[{edge}],"pageInfo":{{"hasNextPage":false}}}}}}}}"#
+            ),
             r#"{"data":null}"#.to_string(),
             r#"{"data":{"timesheets":null}}"#.to_string(),
             r#"{"data":{"projects":{"edges":[],"pageInfo":{"hasNextPage":false}}}}"#.to_string(),
             format!(r#"{{"data":{{"timesheets":{{"edges":[{edge}]}}}}}}"#),
             format!(r#"{{"data":{{"timesheets":{{"edges":[{edge}],"pageInfo":{{"hasNextPage":false}}}}}}"#),
             format!(r#"{{"data":{{"timesheets":{{"edges":[{edge}],"pageInfo":{{"hasNextPage":false}}}}}}}} trailing"#),
-            format!(r#"{{"data":{{"timesheets":{{"edges":[{edge},{{"cursor":"b","node":"refuse"}}],"pageInfo":{{"hasNextPage":false}}}}}}}}"#),
-            format!(r#"{{"data":{{"timesheets":{{"edges":[{edge},{{"cursor":"b"}}],"pageInfo":{{"hasNextPage":false}}}}}}}}"#),
-            format!(r#"{{"data":{{"timesheets":{{"edges":[{edge},{{"cursor":7,"node":{{}}}}],"pageInfo":{{"hasNextPage":false}}}}}}}}"#),
-            format!(r#"{{"data":{{"timesheets":{{"edges":[{edge}],"edges":[],"pageInfo":{{"hasNextPage":false}}}}}}}}"#),
+            format!(
+                r#"{{"data":{{"timesheets":{{"edges":[{edge},{{"cursor":"b","node":"refuse"}}],"pageInfo":{{"hasNextPage":false}}}}}}}}"#
+            ),
+            format!(
+                r#"{{"data":{{"timesheets":{{"edges":[{edge},{{"cursor":"b"}}],"pageInfo":{{"hasNextPage":false}}}}}}}}"#
+            ),
+            format!(
+                r#"{{"data":{{"timesheets":{{"edges":[{edge},{{"cursor":7,"node":{{}}}}],"pageInfo":{{"hasNextPage":false}}}}}}}}"#
+            ),
+            format!(
+                r#"{{"data":{{"timesheets":{{"edges":[{edge}],"edges":[],"pageInfo":{{"hasNextPage":false}}}}}}}}"#
+            ),
             format!(r#"{{"data":{{"timesheets":{{"edges":[{edge}],"pageInfo":{{"hasNextPage":"no"}}}}}}}}"#),
             r#"{"errors":[]}"#.to_string(),
             "not json".to_string(),

@@ -41,7 +41,11 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 #[tokio::test(start_paused = true)]
 async fn burst_rate_limit_waits_five_seconds_plus_jitter_then_retries() {
     let server = common::server().await;
-    fail_once_then_succeed(&server, json_response(error_body("BAD_REQUEST.BURST_RATE_LIMIT_REACHED", "Too many requests"))).await;
+    fail_once_then_succeed(
+        &server,
+        json_response(error_body("BAD_REQUEST.BURST_RATE_LIMIT_REACHED", "Too many requests")),
+    )
+    .await;
     let client = client(paused_config(&server));
 
     let start = Instant::now();
@@ -56,7 +60,8 @@ async fn burst_rate_limit_waits_five_seconds_plus_jitter_then_retries() {
 #[tokio::test(start_paused = true)]
 async fn concurrency_limit_in_extensions_code_waits_one_second_plus_jitter() {
     let server = common::server().await;
-    let body = json!({"errors": [{"message": "busy", "extensions": {"code": "BAD_REQUEST.CONCURRENCY_LIMIT_REACHED"}}]});
+    let body =
+        json!({"errors": [{"message": "busy", "extensions": {"code": "BAD_REQUEST.CONCURRENCY_LIMIT_REACHED"}}]});
     fail_once_then_succeed(&server, json_response(body)).await;
     let client = client(paused_config(&server));
 
@@ -134,7 +139,11 @@ async fn validation_errors_are_never_retried() {
     let server = common::server().await;
     let body = json!({"errors": [{"message": "Argument 'first' has invalid value",
                                   "extensions": {"code": "ARGUMENTS_OF_CORRECT_TYPE"}}]});
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(400).set_body_json(body)).expect(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(body))
+        .expect(1)
+        .mount(&server)
+        .await;
     let client = client(paused_config(&server));
 
     let err = ping(&client).await.expect_err("validation fails");
@@ -147,7 +156,11 @@ async fn validation_errors_are_never_retried() {
 async fn authentication_failure_points_at_the_key_and_header_and_is_not_retried() {
     let server = common::server().await;
     let body = json!({"errors": [{"message": "Bad format for API Token. Expected header: \"Authorization: token <your-token>\""}]});
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(401).set_body_json(body)).expect(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(body))
+        .expect(1)
+        .mount(&server)
+        .await;
     let client = client(paused_config(&server));
 
     let err = ping(&client).await.expect_err("the key is refused");
@@ -222,7 +235,8 @@ async fn request_timeout_is_retried_and_then_reported() {
 #[tokio::test(start_paused = true)]
 async fn truncated_json_is_retried_then_succeeds() {
     let server = common::server().await;
-    fail_once_then_succeed(&server, ResponseTemplate::new(200).set_body_raw(r#"{"data":{"ping":"#, "application/json")).await;
+    fail_once_then_succeed(&server, ResponseTemplate::new(200).set_body_raw(r#"{"data":{"ping":"#, "application/json"))
+        .await;
     let client = client(paused_config(&server));
 
     assert!(ping(&client).await.is_ok());
@@ -246,8 +260,10 @@ async fn body_shorter_than_its_content_length_is_a_transport_error() {
 }
 
 fn raw_head_with_length(length: usize) -> Vec<u8> {
-    format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n")
-        .into_bytes()
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes()
 }
 
 #[tokio::test(start_paused = true)]

@@ -29,7 +29,10 @@ async fn mount_page(server: &MockServer, after: Option<&'static str>, body: Valu
     Mock::given(method("POST")).and(after_is(after)).respond_with(json_response(body)).mount(server).await;
 }
 
-async fn collect_items(client: &XledgerClient, after: Option<String>) -> Vec<Result<RawPage, xledger_client::ClientError>> {
+async fn collect_items(
+    client: &XledgerClient,
+    after: Option<String>,
+) -> Vec<Result<RawPage, xledger_client::ClientError>> {
     client.items_pages(timesheets(), 2, after).collect().await
 }
 
@@ -170,13 +173,18 @@ async fn items_by_db_ids_sends_numeric_ids_for_int_entities() {
     let server = common::server().await;
     Mock::given(method("POST"))
         .and(db_ids_are(json!([7, 8])))
-        .respond_with(json_response(page_body("projects", &[("7", json!({"dbId": 7})), ("8", json!({"dbId": 8}))], false)))
+        .respond_with(json_response(page_body(
+            "projects",
+            &[("7", json!({"dbId": 7})), ("8", json!({"dbId": 8}))],
+            false,
+        )))
         .expect(1)
         .mount(&server)
         .await;
     let client = client(paused_config(&server));
 
-    let pages: Vec<RawPage> = client.items_by_db_ids(projects(), vec![7, 8], 100, 100).try_collect().await.expect("one page");
+    let pages: Vec<RawPage> =
+        client.items_by_db_ids(projects(), vec![7, 8], 100, 100).try_collect().await.expect("one page");
 
     assert_eq!(pages.len(), 1);
 }
@@ -207,11 +215,17 @@ async fn items_by_db_ids_errors_name_the_chunk() {
 #[tokio::test(start_paused = true)]
 async fn delta_pages_decode_changes_and_end_on_the_last_page() {
     let server = common::server().await;
-    mount_page(&server, Some("100"), delta_body("timesheet_deltas", &[("101", json!("5"), "ADDED"), ("102", json!("5"), "UPDATED")], true)).await;
+    mount_page(
+        &server,
+        Some("100"),
+        delta_body("timesheet_deltas", &[("101", json!("5"), "ADDED"), ("102", json!("5"), "UPDATED")], true),
+    )
+    .await;
     mount_page(&server, Some("102"), delta_body("timesheet_deltas", &[("103", json!("6"), "DELETED")], false)).await;
     let client = client(paused_config(&server));
 
-    let pages: Vec<_> = client.delta_pages(timesheets(), 2, Some("100".to_string())).try_collect().await.expect("two pages");
+    let pages: Vec<_> =
+        client.delta_pages(timesheets(), 2, Some("100".to_string())).try_collect().await.expect("two pages");
 
     let changes: Vec<(i64, MutationType)> =
         pages.iter().flat_map(|p| p.edges.iter().map(|e| (e.node.db_id.0, e.node.mutation_type))).collect();
@@ -251,7 +265,10 @@ async fn deltas_head_cursor_asks_for_the_last_change() {
 #[tokio::test(start_paused = true)]
 async fn deltas_head_cursor_of_an_empty_feed_is_none() {
     let server = common::server().await;
-    Mock::given(method("POST")).respond_with(json_response(delta_body("project_deltas", &[], false))).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(json_response(delta_body("project_deltas", &[], false)))
+        .mount(&server)
+        .await;
     let client = client(paused_config(&server));
 
     assert_eq!(client.deltas_head_cursor(projects()).await.ok(), Some(None));

@@ -11,7 +11,9 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 use xledger_client::{ApiKey, ClientConfig, ErrorKind, RequestContext, XledgerClient, default_user_agent};
 
-use common::{KEY, LogCapture, RawServer, client, error_body, json_response, paused_config, paused_config_for, raw_json_response};
+use common::{
+    KEY, LogCapture, RawServer, client, error_body, json_response, paused_config, paused_config_for, raw_json_response,
+};
 
 fn ctx() -> RequestContext {
     RequestContext::operation("Ping")
@@ -95,7 +97,8 @@ async fn truncated_gzip_body_is_a_truncated_response() {
 
 #[test]
 fn plain_http_off_loopback_is_refused() {
-    let config = ClientConfig::new("http://demo.xledger.net/graphql".parse().expect("URL"), ApiKey::new(KEY.to_string()));
+    let config =
+        ClientConfig::new("http://demo.xledger.net/graphql".parse().expect("URL"), ApiKey::new(KEY.to_string()));
 
     let err = XledgerClient::new(config).expect_err("the key would travel in clear text");
 
@@ -105,7 +108,8 @@ fn plain_http_off_loopback_is_refused() {
 
 #[test]
 fn zero_in_flight_limit_is_an_invalid_configuration() {
-    let mut config = ClientConfig::new("https://demo.xledger.net/graphql".parse().expect("URL"), ApiKey::new(KEY.to_string()));
+    let mut config =
+        ClientConfig::new("https://demo.xledger.net/graphql".parse().expect("URL"), ApiKey::new(KEY.to_string()));
     config.max_in_flight = 0;
 
     let err = XledgerClient::new(config).expect_err("nothing could ever be sent");

@@ -23,8 +23,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Map, Value, json};
 use xledger_model::decimal::parse_decimal;
 use xledger_model::page::{DeltaPage, MutationType, RawPage};
-use xledger_model::scan::{Bail, Scanner};
 use xledger_model::scalars::Int64String;
+use xledger_model::scan::{Bail, Scanner};
 use xledger_model::time::{oslo_to_utc, parse_wall_clock, parse_xledger_date, parse_xledger_datetime};
 use xledger_model::{ColumnKind, EntitySpec, JsonRepr};
 
@@ -97,7 +97,8 @@ fn datetimes(c: &mut Criterion) {
         })
     });
     // The two halves of parse_xledger_datetime, to show which one costs.
-    let wall_clocks: Vec<_> = DATETIMES.iter().map(|&(text, _)| parse_wall_clock(text).expect("the sample parses")).collect();
+    let wall_clocks: Vec<_> =
+        DATETIMES.iter().map(|&(text, _)| parse_wall_clock(text).expect("the sample parses")).collect();
     group.throughput(Throughput::Elements(DATETIMES.len() as u64));
     group.bench_function("parse_wall_clock", |b| {
         b.iter(|| {
@@ -127,8 +128,12 @@ fn int64_strings(c: &mut Criterion) {
     assert_eq!(serde_json::from_str::<Int64String>(as_number).ok(), Some(Int64String(123_456_789)));
     let mut group = c.benchmark_group("int64string");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("from_json_string", |b| b.iter(|| black_box(serde_json::from_str::<Int64String>(black_box(as_string)))));
-    group.bench_function("from_json_number", |b| b.iter(|| black_box(serde_json::from_str::<Int64String>(black_box(as_number)))));
+    group.bench_function("from_json_string", |b| {
+        b.iter(|| black_box(serde_json::from_str::<Int64String>(black_box(as_string))))
+    });
+    group.bench_function("from_json_number", |b| {
+        b.iter(|| black_box(serde_json::from_str::<Int64String>(black_box(as_number))))
+    });
     group.finish();
 }
 
@@ -138,7 +143,9 @@ fn sample_value(kind: ColumnKind, json: JsonRepr, row: usize) -> Value {
         ColumnKind::Int64 => (1_000_000_000_000 + row as i64).to_string(),
         ColumnKind::Decimal { .. } => format!("{}.{:02}", row % 997, row % 100),
         ColumnKind::Date => format!("2024-{:02}-{:02}", 1 + row % 12, 1 + row % 28),
-        ColumnKind::Timestamp => format!("2024-{:02}-{:02}T{:02}:{:02}:00", 1 + row % 12, 1 + row % 28, row % 24, row % 60),
+        ColumnKind::Timestamp => {
+            format!("2024-{:02}-{:02}T{:02}:{:02}:00", 1 + row % 12, 1 + row % 28, row % 24, row % 60)
+        }
         ColumnKind::Float64 => format!("{}.5", row % 1000),
         ColumnKind::Boolean => return Value::Bool(row.is_multiple_of(2)),
         ColumnKind::Utf8 => format!("Row {row}: Ærlig «sitat» og \"anførsel\""),
@@ -169,7 +176,8 @@ fn sample_node(entity: &EntitySpec, row: usize) -> Value {
 }
 
 fn items_page_text(entity: &EntitySpec) -> String {
-    let edges: Vec<Value> = (0..PAGE).map(|row| json!({ "cursor": format!("c{row:08}"), "node": sample_node(entity, row) })).collect();
+    let edges: Vec<Value> =
+        (0..PAGE).map(|row| json!({ "cursor": format!("c{row:08}"), "node": sample_node(entity, row) })).collect();
     json!({ "edges": edges, "pageInfo": { "hasNextPage": true } }).to_string()
 }
 
@@ -235,9 +243,13 @@ fn pages(c: &mut Criterion) {
         assert_eq!(page.edges.len(), PAGE);
         assert!(page.page_info.has_next_page);
         eprintln!("page/{name}: {PAGE} edges, {} bytes of JSON", text.len());
-        group.bench_function(format!("raw_page/{name}"), |b| b.iter(|| black_box(serde_json::from_str::<RawPage>(black_box(&text)))));
+        group.bench_function(format!("raw_page/{name}"), |b| {
+            b.iter(|| black_box(serde_json::from_str::<RawPage>(black_box(&text))))
+        });
         assert_eq!(scan_page(text.as_bytes()), Ok(PAGE));
-        group.bench_function(format!("scan_page/{name}"), |b| b.iter(|| black_box(scan_page(black_box(text.as_bytes())))));
+        group.bench_function(format!("scan_page/{name}"), |b| {
+            b.iter(|| black_box(scan_page(black_box(text.as_bytes()))))
+        });
     }
     let text = delta_page_text();
     let page: DeltaPage = serde_json::from_str(&text).expect("the sample delta page decodes");

@@ -226,11 +226,8 @@ fn analyze_entity(schema: &Schema<'_>, file: &QueryFile, hints: &BTreeMap<String
         let root_type = schema.field(schema.query_type, root.name).map_err(ctx)?;
         let connection = named(root_type);
         let role = classify(schema, op, root).map_err(ctx)?;
-        let node_type = named(
-            schema
-                .field(named(schema.field(connection, "edges").map_err(ctx)?), "node")
-                .map_err(ctx)?,
-        );
+        let node_type =
+            named(schema.field(named(schema.field(connection, "edges").map_err(ctx)?), "node").map_err(ctx)?);
         let node_selection = connection_node_selection(root).map_err(ctx)?;
         let printed = Operation { name: op_name.to_string(), document: print_operation(op, &fragments) };
         match role {
@@ -265,7 +262,10 @@ fn analyze_entity(schema: &Schema<'_>, file: &QueryFile, hints: &BTreeMap<String
     let db_id_kind = match &by_ids {
         Some((op, field, by_id_columns, kind)) => {
             if *field != items_field {
-                return Err(format!("operation {}: queries `{field}` but the items page queries `{items_field}`", op.name));
+                return Err(format!(
+                    "operation {}: queries `{field}` but the items page queries `{items_field}`",
+                    op.name
+                ));
             }
             if *by_id_columns != columns {
                 return Err(format!(
@@ -333,7 +333,10 @@ fn check_hint(column: &Column, kind: Kind) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("cannot read a {:?} from the JSON {:?} the schema type `{}` sends", kind, column.json, column.graphql_type))
+        Err(format!(
+            "cannot read a {:?} from the JSON {:?} the schema type `{}` sends",
+            kind, column.json, column.graphql_type
+        ))
     }
 }
 
@@ -432,7 +435,10 @@ fn flatten<'a>(
                 }
                 let field_type = schema.field(type_name, f.name)?;
                 if is_list(field_type) {
-                    return Err(format!("field `{type_name}.{}` is a list; lists cannot be flattened into columns", f.name));
+                    return Err(format!(
+                        "field `{type_name}.{}` is a list; lists cannot be flattened into columns",
+                        f.name
+                    ));
                 }
                 let leaf = named(field_type);
                 prefix.push(f.name.to_string());
@@ -440,7 +446,10 @@ fn flatten<'a>(
                     out.push(leaf_column(schema, prefix, leaf, &type_string(field_type))?);
                 } else {
                     if !schema.objects.contains_key(leaf) {
-                        return Err(format!("field `{}` of scalar type `{leaf}` has a sub-selection", prefix.join(".")));
+                        return Err(format!(
+                            "field `{}` of scalar type `{leaf}` has a sub-selection",
+                            prefix.join(".")
+                        ));
                     }
                     let items: Vec<_> = f.selection_set.items.iter().collect();
                     out.extend(flatten(schema, leaf, &items, fragments, prefix)?);
@@ -484,15 +493,21 @@ fn leaf_column(schema: &Schema<'_>, path: &[String], leaf: &str, graphql_type: &
         "DateTimeString" => (Kind::Timestamp, Json::String),
         other if schema.enums.contains(other) => (Kind::Utf8, Json::String),
         other if schema.scalars.contains(other) => (Kind::Utf8, Json::String),
-        other => return Err(format!("field `{name}` has type `{other}`, which is not a scalar or enum: select its fields")),
+        other => {
+            return Err(format!("field `{name}` has type `{other}`, which is not a scalar or enum: select its fields"));
+        }
     };
     Ok(Column { name, path: path.to_vec(), kind, json, graphql_type: graphql_type.to_string(), hinted: false })
 }
 
-fn print_operation<'a>(op: &q::Query<'a, &'a str>, fragments: &BTreeMap<&'a str, &q::FragmentDefinition<'a, &'a str>>) -> String {
+fn print_operation<'a>(
+    op: &q::Query<'a, &'a str>,
+    fragments: &BTreeMap<&'a str, &q::FragmentDefinition<'a, &'a str>>,
+) -> String {
     let mut used = BTreeSet::new();
     collect_spreads(&op.selection_set, fragments, &mut used);
-    let mut doc = q::Document { definitions: vec![q::Definition::Operation(q::OperationDefinition::Query(op.clone()))] };
+    let mut doc =
+        q::Document { definitions: vec![q::Definition::Operation(q::OperationDefinition::Query(op.clone()))] };
     for name in used {
         if let Some(f) = fragments.get(name) {
             doc.definitions.push(q::Definition::Fragment((*f).clone()));
@@ -551,10 +566,9 @@ fn parse_kind(text: &str) -> Result<Kind, String> {
         "boolean" => Kind::Boolean,
         "utf8" => Kind::Utf8,
         _ => {
-            let inner = t
-                .strip_prefix("decimal(")
-                .and_then(|r| r.strip_suffix(')'))
-                .ok_or_else(|| format!("unknown type `{t}` (decimal(P,S), date, timestamp, int64, float64, boolean, utf8)"))?;
+            let inner = t.strip_prefix("decimal(").and_then(|r| r.strip_suffix(')')).ok_or_else(|| {
+                format!("unknown type `{t}` (decimal(P,S), date, timestamp, int64, float64, boolean, utf8)")
+            })?;
             let (p, sc) = inner.split_once(',').ok_or_else(|| format!("`{t}`: expected decimal(P,S)"))?;
             let precision: u8 = p.trim().parse().map_err(|_| format!("`{t}`: precision is not a number"))?;
             let scale: i8 = sc.trim().parse().map_err(|_| format!("`{t}`: scale is not a number"))?;
@@ -619,8 +633,16 @@ pub fn render_registry(entities: &[Entity]) -> String {
             }
         );
         let _ = writeln!(out, "        items_page: {},", render_op(&e.items_page));
-        let _ = writeln!(out, "        by_db_ids: {},", e.by_db_ids.as_ref().map_or("None".into(), |o| format!("Some({})", render_op(o))));
-        let _ = writeln!(out, "        deltas: {},", e.deltas.as_ref().map_or("None".into(), |o| format!("Some({})", render_op(o))));
+        let _ = writeln!(
+            out,
+            "        by_db_ids: {},",
+            e.by_db_ids.as_ref().map_or("None".into(), |o| format!("Some({})", render_op(o)))
+        );
+        let _ = writeln!(
+            out,
+            "        deltas: {},",
+            e.deltas.as_ref().map_or("None".into(), |o| format!("Some({})", render_op(o)))
+        );
         let _ = writeln!(out, "        fingerprint: {:?},", e.fingerprint);
         let _ = writeln!(out, "        columns: &[");
         for c in &e.columns {
@@ -653,7 +675,9 @@ fn opt_str(s: Option<&str>) -> String {
 
 fn render_kind(kind: Kind) -> String {
     match kind {
-        Kind::Decimal { precision, scale } => format!("ColumnKind::Decimal {{ precision: {precision}, scale: {scale} }}"),
+        Kind::Decimal { precision, scale } => {
+            format!("ColumnKind::Decimal {{ precision: {precision}, scale: {scale} }}")
+        }
         other => format!("ColumnKind::{other:?}"),
     }
 }

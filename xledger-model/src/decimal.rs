@@ -174,14 +174,38 @@ mod tests {
     #[test]
     fn short_path_edges_agree_with_the_general_parser() {
         let cases = [
-            "", "-", "+", ".", "-.", "0", "-0", "-0.00", "1.", ".5", "1..2", "1.2.3", "1e5", " 1", "00",
-            "9999999999999999999", "99999999999999999999", "1844674407370955161.5", "18446744073709551615",
-            "0.000001", "1.500", "1.5000000", "123456789012.123456",
+            "",
+            "-",
+            "+",
+            ".",
+            "-.",
+            "0",
+            "-0",
+            "-0.00",
+            "1.",
+            ".5",
+            "1..2",
+            "1.2.3",
+            "1e5",
+            " 1",
+            "00",
+            "9999999999999999999",
+            "99999999999999999999",
+            "1844674407370955161.5",
+            "18446744073709551615",
+            "0.000001",
+            "1.500",
+            "1.5000000",
+            "123456789012.123456",
         ];
         for text in cases {
             for precision in [0, 1, 3, 10, 18, 19, 20, 28, 38] {
                 for scale in [-1, 0, 1, 2, 6, 7, 18] {
-                    assert_eq!(parse_decimal(text, precision, scale), parse_general(text, precision, scale), "{text:?} ({precision}, {scale})");
+                    assert_eq!(
+                        parse_decimal(text, precision, scale),
+                        parse_general(text, precision, scale),
+                        "{text:?} ({precision}, {scale})"
+                    );
                 }
             }
         }

@@ -34,8 +34,8 @@ mod spec;
 pub mod time;
 
 pub use spec::{
-    ColumnKind, ColumnSpec, DbIdKind, EntitySpec, JsonRepr, OperationDoc, MUTATION_TYPE_COLUMN, SYNCED_AT_COLUMN,
-    ENTITIES, entities, entity,
+    ColumnKind, ColumnSpec, DbIdKind, ENTITIES, EntitySpec, JsonRepr, MUTATION_TYPE_COLUMN, OperationDoc,
+    SYNCED_AT_COLUMN, entities, entity,
 };
 
 /// Typed operations for every entity, generated from `schema/queries/*.graphql`.

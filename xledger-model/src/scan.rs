@@ -516,7 +516,21 @@ mod tests {
 
     #[test]
     fn keys_compare_like_strings() {
-        let words = ["", "a", "b", "ab", "dbId", "code", "description", "descriptioN", "fullAddress", "codeTranslated", "codeTranslatee", "a_key_of_exactly_24_bytes", "a_key_of_exactly_24_bytez"];
+        let words = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "dbId",
+            "code",
+            "description",
+            "descriptioN",
+            "fullAddress",
+            "codeTranslated",
+            "codeTranslatee",
+            "a_key_of_exactly_24_bytes",
+            "a_key_of_exactly_24_bytez",
+        ];
         for a in words {
             for b in words {
                 assert_eq!(same_key(a, b), a == b, "{a} {b}");
@@ -526,7 +540,9 @@ mod tests {
 
     #[test]
     fn strings_are_read_with_their_escapes() {
-        let mut scanner = Scanner::new(r#" "plain" "a\"b\\c\/d\b\f\n\r\t" "\u00e6\u00F8\ud83d\ude00x" "æøå long enough to span words""#.as_bytes());
+        let mut scanner = Scanner::new(
+            r#" "plain" "a\"b\\c\/d\b\f\n\r\t" "\u00e6\u00F8\ud83d\ude00x" "æøå long enough to span words""#.as_bytes(),
+        );
         assert_eq!(scanner.string(), Ok("plain"));
         assert_eq!(scanner.string(), Ok("a\"b\\c/d\u{8}\u{c}\n\r\t"));
         assert_eq!(scanner.string(), Ok("æø😀x"));
@@ -569,7 +585,8 @@ mod tests {
 
     #[test]
     fn objects_and_arrays_are_walked_member_by_member() {
-        let mut scanner = Scanner::new(br#"{ "a" : [1, {"b": null}], "c": {"d": [true, false, "x", -1.5e-3]} , "e":{}}"#);
+        let mut scanner =
+            Scanner::new(br#"{ "a" : [1, {"b": null}], "c": {"d": [true, false, "x", -1.5e-3]} , "e":{}}"#);
         scanner.begin_object().unwrap();
         let mut first = true;
         let mut keys = Vec::new();
@@ -607,7 +624,11 @@ mod tests {
             let mut scanner = Scanner::new(text);
             let outcome = scanner.skip_value().and_then(|()| scanner.finish());
             assert_eq!(outcome, Err(Bail), "{:?}", String::from_utf8_lossy(text));
-            assert!(serde_json::from_slice::<serde_json::Value>(text).is_err(), "serde_json accepts {:?}", String::from_utf8_lossy(text));
+            assert!(
+                serde_json::from_slice::<serde_json::Value>(text).is_err(),
+                "serde_json accepts {:?}",
+                String::from_utf8_lossy(text)
+            );
         }
     }
 

@@ -15,7 +15,10 @@ pub enum ColumnKind {
     /// Ids and integers.
     Int64,
     /// An exact decimal with a fixed scale; a value with more fractional digits is an error.
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
     /// `yyyy-MM-dd`.
     Date,
     /// Xledger's Central European wall clock, stored as UTC microseconds (see [`crate::time`]).
@@ -123,11 +126,8 @@ impl EntitySpec {
     /// The Arrow schema of every file of this entity: the node columns (all nullable, since a
     /// deletion row carries only `dbId`, except `dbId` itself), then `mutationType`, then `_synced_at`.
     pub fn arrow_schema(&self) -> Schema {
-        let mut fields: Vec<Arc<Field>> = self
-            .columns
-            .iter()
-            .map(|c| Arc::new(Field::new(c.name, c.kind.arrow_type(), c.name != "dbId")))
-            .collect();
+        let mut fields: Vec<Arc<Field>> =
+            self.columns.iter().map(|c| Arc::new(Field::new(c.name, c.kind.arrow_type(), c.name != "dbId"))).collect();
         fields.push(Arc::new(Field::new(MUTATION_TYPE_COLUMN, DataType::Utf8, false)));
         fields.push(Arc::new(Field::new(SYNCED_AT_COLUMN, timestamp_type(), false)));
         Schema::new(fields)

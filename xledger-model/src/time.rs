@@ -70,9 +70,7 @@ fn fixed_wall_clock(b: &[u8]) -> Option<NaiveDateTime> {
 pub fn oslo_to_utc(wall_clock: NaiveDateTime) -> DateTime<Utc> {
     match Oslo.from_local_datetime(&wall_clock) {
         LocalResult::Single(t) => t.with_timezone(&Utc),
-        LocalResult::Ambiguous(_, _) | LocalResult::None => {
-            (wall_clock - standard_offset()).and_utc()
-        }
+        LocalResult::Ambiguous(_, _) | LocalResult::None => (wall_clock - standard_offset()).and_utc(),
     }
 }
 

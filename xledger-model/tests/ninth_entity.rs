@@ -91,7 +91,10 @@ fn an_unknown_field_names_type_and_field() {
     let mut files = eight_query_files();
     files[2].text = files[2].text.replace("  email\n", "  emial\n");
     let err = codegen::analyze(&schema(), &files, &hints()).unwrap_err();
-    assert!(err.contains("schema/queries/customers.graphql") && err.contains("type `Customer` has no field `emial`"), "{err}");
+    assert!(
+        err.contains("schema/queries/customers.graphql") && err.contains("type `Customer` has no field `emial`"),
+        "{err}"
+    );
 }
 
 #[test]

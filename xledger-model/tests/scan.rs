@@ -7,8 +7,8 @@ use xledger_model::scan::{Bail, Scanner};
 /// Texts made of the bytes that matter to JSON, so that many are almost JSON.
 fn jsonish() -> impl Strategy<Value = String> {
     let pieces = prop::sample::select(vec![
-        "{", "}", "[", "]", ",", ":", " ", "\n", "\"", "\"a\"", "\"k\":", "\\", "\\u", "\\ud83d", "\\ude00", "\\n", "0", "1",
-        "7", "-", ".", "e", "E", "+", "true", "false", "null", "nul", "é", "\u{1}", "x",
+        "{", "}", "[", "]", ",", ":", " ", "\n", "\"", "\"a\"", "\"k\":", "\\", "\\u", "\\ud83d", "\\ude00", "\\n",
+        "0", "1", "7", "-", ".", "e", "E", "+", "true", "false", "null", "nul", "é", "\u{1}", "x",
     ]);
     prop::collection::vec(pieces, 0..24).prop_map(|pieces| pieces.concat())
 }
@@ -81,7 +81,8 @@ fn any_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 32, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(any::<String>(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(any::<String>(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }

@@ -20,7 +20,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rows: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
     let page: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10_000);
     let started = Instant::now();
-    let config = SimConfig { rows: 0, rows_per_entity: BTreeMap::from([("timesheets".to_owned(), rows)]), ..SimConfig::default() };
+    let config = SimConfig {
+        rows: 0,
+        rows_per_entity: BTreeMap::from([("timesheets".to_owned(), rows)]),
+        ..SimConfig::default()
+    };
     let sim = Simulator::start(config).await?;
     println!("generated {rows} timesheet rows in {:.2?}", started.elapsed());
 

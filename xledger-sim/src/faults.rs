@@ -162,7 +162,8 @@ pub(crate) struct FaultState {
 
 impl FaultState {
     pub(crate) fn new(plan: FaultPlan) -> FaultState {
-        let remaining = plan.rules.iter().map(|r| if let Trigger::Next { count } = r.when { count } else { 0 }).collect();
+        let remaining =
+            plan.rules.iter().map(|r| if let Trigger::Next { count } = r.when { count } else { 0 }).collect();
         let rngs = plan
             .rules
             .iter()
@@ -191,7 +192,9 @@ impl FaultState {
             let fires = match rule.when {
                 Trigger::Next { .. } => self.remaining.get(index).is_some_and(|&left| left > 0),
                 Trigger::EveryNth { n } => n > 0 && self.requests_seen.is_multiple_of(n),
-                Trigger::Probability { probability, .. } => self.rngs.get_mut(index).is_some_and(|rng| rng.chance(probability)),
+                Trigger::Probability { probability, .. } => {
+                    self.rngs.get_mut(index).is_some_and(|rng| rng.chance(probability))
+                }
             };
             if !fires {
                 continue;
@@ -219,9 +222,15 @@ impl FaultState {
 /// The `errors` body of an error-entry fault, or `None` for the faults that are not one.
 pub(crate) fn error_entry_body(fault: &Fault, clock: DateTime<Utc>) -> Option<String> {
     let (message, code) = match fault {
-        Fault::BurstRateLimit => ("Burst rate limit reached. Slow down and retry in a few seconds.", Some(BURST_RATE_LIMIT_CODE)),
-        Fault::ConcurrencyLimit => ("Too many concurrent requests. Retry when a running request has finished.", Some(CONCURRENCY_LIMIT_CODE)),
-        Fault::InsufficientCredits { .. } => ("Insufficient credits to run the query.", Some(INSUFFICIENT_CREDITS_CODE)),
+        Fault::BurstRateLimit => {
+            ("Burst rate limit reached. Slow down and retry in a few seconds.", Some(BURST_RATE_LIMIT_CODE))
+        }
+        Fault::ConcurrencyLimit => {
+            ("Too many concurrent requests. Retry when a running request has finished.", Some(CONCURRENCY_LIMIT_CODE))
+        }
+        Fault::InsufficientCredits { .. } => {
+            ("Insufficient credits to run the query.", Some(INSUFFICIENT_CREDITS_CODE))
+        }
         Fault::QueryTimeout => (QUERY_TIMEOUT_MESSAGE, None),
         _ => return None,
     };
@@ -308,7 +317,8 @@ mod tests {
     #[test]
     fn credits_error_carries_reset_at_in_utc() {
         let clock = DateTime::parse_from_rfc3339("2024-03-31T00:30:00Z").unwrap().with_timezone(&Utc);
-        let body = error_entry_body(&Fault::InsufficientCredits { reset_after: Duration::from_secs(1200) }, clock).unwrap();
+        let body =
+            error_entry_body(&Fault::InsufficientCredits { reset_after: Duration::from_secs(1200) }, clock).unwrap();
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(json["errors"][0]["code"], INSUFFICIENT_CREDITS_CODE);
         assert_eq!(json["errors"][0]["extensions"]["resetAt"], "2024-03-31T00:50:00Z");

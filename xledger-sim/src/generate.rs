@@ -136,7 +136,9 @@ fn render_object(tree: &FieldTree, row: &RowIdentity<'_>, rng: &mut SimRng, dept
                 let mut record = SimRng::from_parts(&[row.seed, stable_hash(row.entity), stable_hash(name), k]);
                 render_object(child, row, &mut record, Depth::Referenced, out);
             }
-            TreeNode::Object(child) if depth == Depth::Referenced => render_object(child, row, rng, Depth::Referenced, out),
+            TreeNode::Object(child) if depth == Depth::Referenced => {
+                render_object(child, row, rng, Depth::Referenced, out)
+            }
             TreeNode::Object(child) => render_object(child, row, rng, Depth::PerRow, out),
         }
     }
@@ -160,7 +162,11 @@ fn render_leaf(column: &ColumnSpec, row: &RowIdentity<'_>, rng: &mut SimRng, dep
     match column.kind {
         ColumnKind::Int64 => {
             let big_ids = column.json == JsonRepr::String && column.path.last() == Some(&"dbId");
-            let value = if big_ids && rng.chance(0.1) { BEYOND_F64_ID + rng.between(0, 1000) * 2 } else { rng.between(1, 999_999) };
+            let value = if big_ids && rng.chance(0.1) {
+                BEYOND_F64_ID + rng.between(0, 1000) * 2
+            } else {
+                rng.between(1, 999_999)
+            };
             push_integer(value, column.json, out);
         }
         ColumnKind::Decimal { precision, scale } => {
@@ -186,7 +192,8 @@ fn render_leaf(column: &ColumnSpec, row: &RowIdentity<'_>, rng: &mut SimRng, dep
 /// 2–6 fractional digits (never more than the scale), sometimes negative, mostly small amounts.
 fn decimal_text(rng: &mut SimRng, precision: u8, scale: i8) -> String {
     let scale = u32::try_from(scale.max(0)).unwrap_or(0);
-    let fraction_digits = if scale == 0 { 0 } else { rng.between(i64::from(scale.min(2)), i64::from(scale.min(6))) as u32 };
+    let fraction_digits =
+        if scale == 0 { 0 } else { rng.between(i64::from(scale.min(2)), i64::from(scale.min(6))) as u32 };
     let integer_digits_max = u32::from(precision).saturating_sub(scale).min(9);
     let integer_digits = if integer_digits_max == 0 { 0 } else { rng.between(1, i64::from(integer_digits_max)) as u32 };
     let integer = rng.below(10_u64.pow(integer_digits));
@@ -220,12 +227,9 @@ fn timestamp(rng: &mut SimRng) -> NaiveDateTime {
 
 /// The last Sunday of a month: the EU's DST switch day (March and October).
 pub(crate) fn last_sunday(year: i32, month: u32) -> NaiveDate {
-    let first_of_next = if month == 12 {
-        NaiveDate::from_ymd_opt(year + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(year, month + 1, 1)
-    }
-    .unwrap_or_default();
+    let first_of_next =
+        if month == 12 { NaiveDate::from_ymd_opt(year + 1, 1, 1) } else { NaiveDate::from_ymd_opt(year, month + 1, 1) }
+            .unwrap_or_default();
     let mut day = first_of_next - Duration::days(1);
     while day.weekday() != Weekday::Sun {
         day -= Duration::days(1);
@@ -234,19 +238,49 @@ pub(crate) fn last_sunday(year: i32, month: u32) -> NaiveDate {
 }
 
 const PLAIN_WORDS: &[&str] = &[
-    "Consulting", "Support", "Development", "Travel", "Meeting", "Design", "Audit", "Training", "Oslo", "Bergen",
-    "Maintenance", "Licence", "Hardware", "Project", "Invoice", "Sales",
+    "Consulting",
+    "Support",
+    "Development",
+    "Travel",
+    "Meeting",
+    "Design",
+    "Audit",
+    "Training",
+    "Oslo",
+    "Bergen",
+    "Maintenance",
+    "Licence",
+    "Hardware",
+    "Project",
+    "Invoice",
+    "Sales",
 ];
 
 const NON_ASCII: &[&str] = &[
-    "Bjørn Ødegård", "Ærlig Åsen AS", "Smørbrød & Søn", "Zürich Straße 5", "Łódź Sp. z o.o.", "🚀 Rakett AS 🎉",
-    "東京支社", "北京办事处 — 財務", "Café Crème", "Ελληνικά Ltd", "Überstunden ✓",
+    "Bjørn Ødegård",
+    "Ærlig Åsen AS",
+    "Smørbrød & Søn",
+    "Zürich Straße 5",
+    "Łódź Sp. z o.o.",
+    "🚀 Rakett AS 🎉",
+    "東京支社",
+    "北京办事处 — 財務",
+    "Café Crème",
+    "Ελληνικά Ltd",
+    "Überstunden ✓",
 ];
 
 const TRICKY: &[&str] = &[
-    "He said \"hello\"", "C:\\path\\to\\file.txt", "line one\nline two", "tab\tseparated\tvalue",
-    "</script><script>alert(1)</script>", "'single' and \"double\" \\ both", "trailing space ", "",
-    "control \u{1} char", "CRLF\r\nline",
+    "He said \"hello\"",
+    "C:\\path\\to\\file.txt",
+    "line one\nline two",
+    "tab\tseparated\tvalue",
+    "</script><script>alert(1)</script>",
+    "'single' and \"double\" \\ both",
+    "trailing space ",
+    "",
+    "control \u{1} char",
+    "CRLF\r\nline",
 ];
 
 fn text_value(rng: &mut SimRng, may_be_long: bool) -> String {
@@ -318,8 +352,19 @@ mod tests {
 
     #[test]
     fn referenced_record_counts_are_the_documented_ones() {
-        let counts = ["company", "owner", "account", "glDimension", "currency", "taxRule", "project", "employee", "timeType", "activity"]
-            .map(referenced_records);
+        let counts = [
+            "company",
+            "owner",
+            "account",
+            "glDimension",
+            "currency",
+            "taxRule",
+            "project",
+            "employee",
+            "timeType",
+            "activity",
+        ]
+        .map(referenced_records);
         assert_eq!(counts, [5, 500, 500, 500, 2_000, 2_000, 5, 100, 500, 2_000]);
     }
 
@@ -334,7 +379,9 @@ mod tests {
         let mut rng = SimRng::new(3);
         let samples: Vec<NaiveDateTime> = (0..2000).map(|_| timestamp(&mut rng)).collect();
         let in_transition = |month: u32| {
-            samples.iter().any(|t| t.month() == month && t.date() == last_sunday(t.year(), month) && t.format("%H").to_string() == "02")
+            samples.iter().any(|t| {
+                t.month() == month && t.date() == last_sunday(t.year(), month) && t.format("%H").to_string() == "02"
+            })
         };
         assert!(in_transition(3), "no time inside the March gap hour");
         assert!(in_transition(10), "no time inside the October overlap hour");

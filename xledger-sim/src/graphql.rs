@@ -126,9 +126,22 @@ pub(crate) fn execute(store: &Store, request: &Request, page_cap: usize) -> Resu
 
 #[derive(Debug)]
 pub(crate) enum RootPlan {
-    Typename { key: String },
-    Items { key: String, entity: &'static str, filter: RowFilter, window: Window<String>, selection: Vec<(String, ConnField)> },
-    Deltas { key: String, entity: &'static str, window: Window<String>, selection: Vec<(String, ConnField)> },
+    Typename {
+        key: String,
+    },
+    Items {
+        key: String,
+        entity: &'static str,
+        filter: RowFilter,
+        window: Window<String>,
+        selection: Vec<(String, ConnField)>,
+    },
+    Deltas {
+        key: String,
+        entity: &'static str,
+        window: Window<String>,
+        selection: Vec<(String, ConnField)>,
+    },
 }
 
 #[derive(Debug)]
@@ -200,7 +213,8 @@ fn plan(store: &Store, request: &Request, page_cap: usize) -> Result<Vec<RootPla
             path: None,
         }]
     })?;
-    let (operation_vars, selection) = pick_operation(&document, request.operation_name.as_deref()).map_err(|e| vec![e])?;
+    let (operation_vars, selection) =
+        pick_operation(&document, request.operation_name.as_deref()).map_err(|e| vec![e])?;
     let mut fragments = HashMap::new();
     for definition in &document.definitions {
         if let Definition::Fragment(fragment) = definition {
@@ -247,15 +261,19 @@ fn pick_operation<'q>(
         None if operations.len() == 1 => &operations[0],
         None if operations.is_empty() => return Err(GqlError::validation("The document contains no operation.", None)),
         None => {
-            return Err(GqlError::validation("Must provide operation name if query contains multiple operations.", None));
+            return Err(GqlError::validation(
+                "Must provide operation name if query contains multiple operations.",
+                None,
+            ));
         }
     };
     match chosen {
         OperationDefinition::Query(q) => Ok((&q.variable_definitions, &q.selection_set)),
         OperationDefinition::SelectionSet(s) => Ok((&[], s)),
-        OperationDefinition::Mutation(m) => {
-            Err(GqlError::validation("This simulator serves queries only; mutations are not supported.", Some(m.position)))
-        }
+        OperationDefinition::Mutation(m) => Err(GqlError::validation(
+            "This simulator serves queries only; mutations are not supported.",
+            Some(m.position),
+        )),
         OperationDefinition::Subscription(s) => Err(GqlError::validation(
             "This simulator serves queries only; subscriptions are not supported.",
             Some(s.position),
@@ -277,14 +295,18 @@ fn resolve_variables<'q>(
         let value = match provided.and_then(|map| map.get(definition.name)) {
             Some(value) => value.clone(),
             None => match &definition.default_value {
-                Some(default) => literal_to_json(default, &HashMap::new())
-                    .map_err(|_| GqlError::validation("A default value may not use variables.", Some(definition.position)))?,
+                Some(default) => literal_to_json(default, &HashMap::new()).map_err(|_| {
+                    GqlError::validation("A default value may not use variables.", Some(definition.position))
+                })?,
                 None => Json::Null,
             },
         };
         check_variable_type(&definition.var_type, &value).map_err(|reason| {
             GqlError::validation(
-                format!("Variable \"${}\" of type \"{}\" got an invalid value: {reason}", definition.name, definition.var_type),
+                format!(
+                    "Variable \"${}\" of type \"{}\" got an invalid value: {reason}",
+                    definition.name, definition.var_type
+                ),
                 Some(definition.position),
             )
         })?;
@@ -326,7 +348,9 @@ fn check_variable_type<'q>(ty: &Type<'q, &'q str>, value: &Json) -> Result<(), S
 
 fn literal_to_json<'q>(value: &Value<'q, &'q str>, variables: &HashMap<&str, Json>) -> Result<Json, String> {
     Ok(match value {
-        Value::Variable(name) => variables.get(name).cloned().ok_or_else(|| format!("Variable \"${name}\" is not defined."))?,
+        Value::Variable(name) => {
+            variables.get(name).cloned().ok_or_else(|| format!("Variable \"${name}\" is not defined."))?
+        }
         Value::Int(number) => Json::from(number.as_i64().unwrap_or_default()),
         Value::Float(f) => Json::from(*f),
         Value::String(s) => Json::from(s.as_str()),
@@ -337,7 +361,9 @@ fn literal_to_json<'q>(value: &Value<'q, &'q str>, variables: &HashMap<&str, Jso
             Json::Array(items.iter().map(|v| literal_to_json(v, variables)).collect::<Result<_, _>>()?)
         }
         Value::Object(map) => Json::Object(
-            map.iter().map(|(k, v)| Ok(((*k).to_owned(), literal_to_json(v, variables)?))).collect::<Result<_, String>>()?,
+            map.iter()
+                .map(|(k, v)| Ok(((*k).to_owned(), literal_to_json(v, variables)?)))
+                .collect::<Result<_, String>>()?,
         ),
     })
 }
@@ -347,7 +373,9 @@ fn included<'q>(context: &Context<'q>, directives: &[Directive<'q, &'q str>]) ->
         let wanted = match directive.name {
             "include" => true,
             "skip" => false,
-            other => return Err(GqlError::validation(format!("Unknown directive \"@{other}\"."), Some(directive.position))),
+            other => {
+                return Err(GqlError::validation(format!("Unknown directive \"@{other}\"."), Some(directive.position)));
+            }
         };
         let condition = directive.arguments.iter().find(|(name, _)| *name == "if").map(|(_, v)| v);
         let condition = match condition.map(|v| literal_to_json(v, &context.variables)) {
@@ -397,7 +425,10 @@ fn collect_into<'q>(
                 match groups.iter_mut().find(|g| g.key == key) {
                     Some(group) if group.name != field.name => {
                         return Err(GqlError::validation(
-                            format!("Fields \"{key}\" conflict because \"{}\" and \"{}\" are different fields.", group.name, field.name),
+                            format!(
+                                "Fields \"{key}\" conflict because \"{}\" and \"{}\" are different fields.",
+                                group.name, field.name
+                            ),
                             Some(field.position),
                         ));
                     }
@@ -410,7 +441,10 @@ fn collect_into<'q>(
                     continue;
                 }
                 let fragment = context.fragments.get(spread.fragment_name).ok_or_else(|| {
-                    GqlError::validation(format!("Unknown fragment \"{}\".", spread.fragment_name), Some(spread.position))
+                    GqlError::validation(
+                        format!("Unknown fragment \"{}\".", spread.fragment_name),
+                        Some(spread.position),
+                    )
                 })?;
                 if visiting.contains(&spread.fragment_name) {
                     return Err(GqlError::validation(
@@ -448,7 +482,11 @@ fn check_type_condition(on: &str, parent_type: Option<&str>, position: Pos) -> R
     }
 }
 
-fn sub_groups<'q>(context: &Context<'q>, group: &Group<'q>, parent_type: Option<&str>) -> Result<Vec<Group<'q>>, GqlError> {
+fn sub_groups<'q>(
+    context: &Context<'q>,
+    group: &Group<'q>,
+    parent_type: Option<&str>,
+) -> Result<Vec<Group<'q>>, GqlError> {
     let sets: Vec<&SelectionSet<'q, &'q str>> = group.fields.iter().map(|f| &f.selection_set).collect();
     collect(context, &sets, parent_type)
 }
@@ -490,7 +528,10 @@ fn needs_selection(group: &Group<'_>, type_name: &str) -> Result<(), GqlError> {
 }
 
 fn cannot_query(group: &Group<'_>, parent_type: &str) -> GqlError {
-    GqlError::validation(format!("Cannot query field \"{}\" on type \"{parent_type}\".", group.name), first_position(group))
+    GqlError::validation(
+        format!("Cannot query field \"{}\" on type \"{parent_type}\".", group.name),
+        first_position(group),
+    )
 }
 
 fn plan_root<'q>(store: &Store, context: &Context<'q>, group: &Group<'q>) -> Result<RootPlan, GqlError> {
@@ -499,7 +540,8 @@ fn plan_root<'q>(store: &Store, context: &Context<'q>, group: &Group<'q>) -> Res
         is_leaf_selection(group, "String", "Query")?;
         return Ok(RootPlan::Typename { key });
     }
-    let table = store.tables.values().find(|t| t.spec.items_field == group.name || t.spec.deltas_field == Some(group.name));
+    let table =
+        store.tables.values().find(|t| t.spec.items_field == group.name || t.spec.deltas_field == Some(group.name));
     let Some(table) = table else { return Err(cannot_query(group, "Query")) };
     let field = group.fields[0];
     if group.fields.iter().any(|f| f.arguments != field.arguments) {
@@ -518,7 +560,8 @@ fn plan_root<'q>(store: &Store, context: &Context<'q>, group: &Group<'q>) -> Res
                 Some(field.position),
             ));
         }
-        let value = literal_to_json(value, &context.variables).map_err(|m| GqlError::validation(m, Some(field.position)))?;
+        let value =
+            literal_to_json(value, &context.variables).map_err(|m| GqlError::validation(m, Some(field.position)))?;
         arguments.insert(name, value);
     }
     let window = Window {
@@ -528,7 +571,11 @@ fn plan_root<'q>(store: &Store, context: &Context<'q>, group: &Group<'q>) -> Res
         before: cursor_argument(&arguments, "before", field.position)?,
     };
     // Neither `first` nor `last`: a full page from the start.
-    let window = if window.first.is_none() && window.last.is_none() { Window { first: Some(context.page_cap), ..window } } else { window };
+    let window = if window.first.is_none() && window.last.is_none() {
+        Window { first: Some(context.page_cap), ..window }
+    } else {
+        window
+    };
     let node_type = table.spec.node_type;
     if is_items {
         let filter_type = format!("{node_type}Filter");
@@ -537,7 +584,14 @@ fn plan_root<'q>(store: &Store, context: &Context<'q>, group: &Group<'q>) -> Res
             Some(value) => parse_filter(value, table.spec.db_id_kind, &filter_type)
                 .map_err(|m| GqlError::validation(m, Some(field.position)))?,
         };
-        let selection = plan_connection(context, group, table, &format!("{node_type}Connection"), &format!("{node_type}Edge"), false)?;
+        let selection = plan_connection(
+            context,
+            group,
+            table,
+            &format!("{node_type}Connection"),
+            &format!("{node_type}Edge"),
+            false,
+        )?;
         Ok(RootPlan::Items { key, entity: table.spec.name, filter, window, selection })
     } else {
         let selection = plan_connection(
@@ -552,13 +606,24 @@ fn plan_root<'q>(store: &Store, context: &Context<'q>, group: &Group<'q>) -> Res
     }
 }
 
-fn count_argument(arguments: &HashMap<&str, Json>, name: &str, cap: usize, position: Pos) -> Result<Option<usize>, GqlError> {
+fn count_argument(
+    arguments: &HashMap<&str, Json>,
+    name: &str,
+    cap: usize,
+    position: Pos,
+) -> Result<Option<usize>, GqlError> {
     match arguments.get(name) {
         None | Some(Json::Null) => Ok(None),
         Some(value) => match value.as_i64() {
             Some(n) if n >= 0 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX).min(cap))),
-            Some(_) => Err(GqlError::validation(format!("Argument \"{name}\" must be a non-negative integer."), Some(position))),
-            None => Err(GqlError::validation(format!("Argument \"{name}\" has an invalid value: Int cannot represent {value}."), Some(position))),
+            Some(_) => Err(GqlError::validation(
+                format!("Argument \"{name}\" must be a non-negative integer."),
+                Some(position),
+            )),
+            None => Err(GqlError::validation(
+                format!("Argument \"{name}\" has an invalid value: Int cannot represent {value}."),
+                Some(position),
+            )),
         },
     }
 }
@@ -567,7 +632,10 @@ fn cursor_argument(arguments: &HashMap<&str, Json>, name: &str, position: Pos) -
     match arguments.get(name) {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(cursor)) => Ok(Some(cursor.clone())),
-        Some(other) => Err(GqlError::validation(format!("Argument \"{name}\" has an invalid value: String cannot represent {other}."), Some(position))),
+        Some(other) => Err(GqlError::validation(
+            format!("Argument \"{name}\" has an invalid value: String cannot represent {other}."),
+            Some(position),
+        )),
     }
 }
 
@@ -598,7 +666,9 @@ fn parse_filter(value: &Json, kind: DbIdKind, type_name: &str) -> Result<RowFilt
                 let parsed = items.iter().map(|v| parse_filter(v, kind, type_name)).collect::<Result<Vec<_>, _>>()?;
                 if key == "AND" { filter.all = parsed } else { filter.any = parsed }
             }
-            other => return Err(format!("Field \"{other}\" is not defined by type \"{type_name}\" in this simulator.")),
+            other => {
+                return Err(format!("Field \"{other}\" is not defined by type \"{type_name}\" in this simulator."));
+            }
         }
     }
     Ok(filter)
@@ -800,7 +870,8 @@ fn run(store: &Store, plans: &[RootPlan]) -> Executed {
                 Ok(())
             }
             RootPlan::Items { key, entity, filter, window, selection } => {
-                render_items(store, entity, filter, window, selection, &mut body).map_err(|()| GqlError::invalid_cursor(key))
+                render_items(store, entity, filter, window, selection, &mut body)
+                    .map_err(|()| GqlError::invalid_cursor(key))
             }
             RootPlan::Deltas { key, entity, window, selection } => {
                 render_deltas(store, entity, window, selection, &mut body).map_err(|()| GqlError::invalid_cursor(key))
@@ -856,7 +927,12 @@ fn decode_window<K: std::str::FromStr + Copy>(window: &Window<String>, prefix: &
         None => Ok(None),
         Some(cursor) => decode_cursor(cursor, prefix).map(Some).ok_or(()),
     };
-    Ok(Window { first: window.first, last: window.last, after: decode(&window.after)?, before: decode(&window.before)? })
+    Ok(Window {
+        first: window.first,
+        last: window.last,
+        after: decode(&window.after)?,
+        before: decode(&window.before)?,
+    })
 }
 
 fn render_items(
@@ -994,7 +1070,9 @@ fn render_connection(
                     out.push(':');
                     match field {
                         PageInfoField::HasNextPage => out.push_str(if has_next_page { "true" } else { "false" }),
-                        PageInfoField::HasPreviousPage => out.push_str(if has_previous_page { "true" } else { "false" }),
+                        PageInfoField::HasPreviousPage => {
+                            out.push_str(if has_previous_page { "true" } else { "false" })
+                        }
                         PageInfoField::Typename => push_json_string("PageInfo", out),
                     }
                 }

@@ -26,7 +26,8 @@ use crate::graphql::{self, GqlError};
 use crate::store::Store;
 
 /// Xledger's answer to a missing or malformed `Authorization` header.
-pub const BAD_TOKEN_FORMAT_MESSAGE: &str = "Bad format for API Token. Expected header: \"Authorization: token <your-token>\"";
+pub const BAD_TOKEN_FORMAT_MESSAGE: &str =
+    "Bad format for API Token. Expected header: \"Authorization: token <your-token>\"";
 /// The simulator's answer to a well-formed header with the wrong key (HTTP 401).
 pub const INVALID_TOKEN_MESSAGE: &str = "The API token is not valid.";
 pub const UNAUTHENTICATED_CODE: &str = "UNAUTHENTICATED";

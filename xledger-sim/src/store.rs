@@ -100,7 +100,8 @@ impl Store {
             for index in 0..count {
                 let db_id = initial_db_id(spec.db_id_kind, index);
                 let mut times = SimRng::from_parts(&[config.seed, stable_hash(spec.name), db_id as u64, u64::MAX]);
-                let modified = config.start_time - Duration::days(4) - Duration::seconds(times.between(0, 361 * 86_400));
+                let modified =
+                    config.start_time - Duration::days(4) - Duration::seconds(times.between(0, 361 * 86_400));
                 let created = modified - Duration::seconds(times.between(0, 730 * 86_400));
                 let row = new_row(&tree, values, spec.name, db_id, 0, created, modified);
                 rows.insert(db_id, row);
@@ -175,7 +176,13 @@ impl Store {
         true
     }
 
-    pub(crate) fn corrupt(&mut self, entity: &str, db_id: i64, path: &str, value: serde_json::Value) -> Result<bool, SimError> {
+    pub(crate) fn corrupt(
+        &mut self,
+        entity: &str,
+        db_id: i64,
+        path: &str,
+        value: serde_json::Value,
+    ) -> Result<bool, SimError> {
         let table = self.table_mut(entity)?;
         let Some(row) = table.rows.get_mut(&db_id) else { return Ok(false) };
         let no_such_field = || SimError::NoSuchField { entity: entity.to_owned(), db_id, path: path.to_owned() };
@@ -362,10 +369,7 @@ pub(crate) struct Slice<T> {
 }
 
 fn bounds<K: Copy>(window: &Window<K>) -> (Bound<K>, Bound<K>) {
-    (
-        window.after.map_or(Bound::Unbounded, Bound::Excluded),
-        window.before.map_or(Bound::Unbounded, Bound::Excluded),
-    )
+    (window.after.map_or(Bound::Unbounded, Bound::Excluded), window.before.map_or(Bound::Unbounded, Bound::Excluded))
 }
 
 /// Relay slicing over an ordered sequence already restricted to `(after, before)`.

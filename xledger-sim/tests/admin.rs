@@ -6,7 +6,9 @@ use common::*;
 use serde_json::{Value, json};
 
 async fn admin(sim: &xledger_sim::SimHandle, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = client().request(method, format!("{}{path}", sim.admin_url())).header("Authorization", format!("token {}", sim.api_key()));
+    let mut request = client()
+        .request(method, format!("{}{path}", sim.admin_url()))
+        .header("Authorization", format!("token {}", sim.api_key()));
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -35,7 +37,12 @@ async fn admin_api_changes_rows_and_the_feed_shows_it() {
     let (status, _) = admin(&sim, Method::POST, "/entities/invoices/rows", None).await;
     assert_eq!(status, 404);
     let (_, summary) = admin(&sim, Method::POST, "/random-changes", Some(json!({ "count": 10, "seed": 1 }))).await;
-    assert_eq!(summary["added"].as_u64().unwrap() + summary["updated"].as_u64().unwrap() + summary["deleted"].as_u64().unwrap(), 10);
+    assert_eq!(
+        summary["added"].as_u64().unwrap()
+            + summary["updated"].as_u64().unwrap()
+            + summary["deleted"].as_u64().unwrap(),
+        10
+    );
 }
 
 #[tokio::test]
@@ -65,7 +72,12 @@ async fn admin_api_needs_the_token() {
     let sim = start(1).await;
     let response = client().get(format!("{}/counters", sim.admin_url())).send().await.unwrap();
     assert_eq!(response.status(), 401);
-    let wrong = client().get(format!("{}/counters", sim.admin_url())).header("Authorization", "token wrong").send().await.unwrap();
+    let wrong = client()
+        .get(format!("{}/counters", sim.admin_url()))
+        .header("Authorization", "token wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
 }
 

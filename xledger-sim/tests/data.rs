@@ -17,8 +17,15 @@ fn leaf<'a>(node: &'a Value, path: &[&str]) -> Option<&'a Value> {
 
 #[tokio::test]
 async fn values_follow_each_column_kind_and_json_type() {
-    let sim = Simulator::start(SimConfig { rows: 300, rows_per_entity: BTreeMap::from([("timesheets".to_owned(), 3_000)]), ..config(0) }).await.unwrap();
-    let (mut negative, mut gap, mut overlap, mut null_objects, mut non_ascii, mut long, mut escapes) = (0, 0, 0, 0, 0, 0, 0);
+    let sim = Simulator::start(SimConfig {
+        rows: 300,
+        rows_per_entity: BTreeMap::from([("timesheets".to_owned(), 3_000)]),
+        ..config(0)
+    })
+    .await
+    .unwrap();
+    let (mut negative, mut gap, mut overlap, mut null_objects, mut non_ascii, mut long, mut escapes) =
+        (0, 0, 0, 0, 0, 0, 0);
     for spec in xledger_model::entities() {
         for node in sim.truth(spec.name).unwrap() {
             for column in spec.columns {
@@ -57,7 +64,15 @@ async fn values_follow_each_column_kind_and_json_type() {
             }
         }
     }
-    for (what, count) in [("negative amounts", negative), ("DST gap times", gap), ("DST overlap times", overlap), ("null nested objects", null_objects), ("non-ASCII strings", non_ascii), ("strings over 10 KB", long), ("quotes, backslashes or newlines", escapes)] {
+    for (what, count) in [
+        ("negative amounts", negative),
+        ("DST gap times", gap),
+        ("DST overlap times", overlap),
+        ("null nested objects", null_objects),
+        ("non-ASCII strings", non_ascii),
+        ("strings over 10 KB", long),
+        ("quotes, backslashes or newlines", escapes),
+    ] {
         assert!(count > 0, "no {what}");
     }
 }
@@ -108,20 +123,44 @@ async fn unknown_entities_in_the_config_are_refused() {
 #[tokio::test]
 async fn ledger_data_repeats_referenced_records_and_keeps_top_level_values_per_row() {
     let rows = 3_000;
-    let ledger = SimConfig { data: DataProfile::Ledger, rows: 200, rows_per_entity: BTreeMap::from([("transactions".to_owned(), rows)]), ..config(0) };
+    let ledger = SimConfig {
+        data: DataProfile::Ledger,
+        rows: 200,
+        rows_per_entity: BTreeMap::from([("transactions".to_owned(), rows)]),
+        ..config(0)
+    };
     let sim = Simulator::start(ledger.clone()).await.unwrap();
     let again = Simulator::start(ledger).await.unwrap();
-    let stress = Simulator::start(SimConfig { rows: 200, rows_per_entity: BTreeMap::from([("transactions".to_owned(), rows)]), ..config(0) }).await.unwrap();
+    let stress = Simulator::start(SimConfig {
+        rows: 200,
+        rows_per_entity: BTreeMap::from([("transactions".to_owned(), rows)]),
+        ..config(0)
+    })
+    .await
+    .unwrap();
     let nodes = sim.truth("transactions").unwrap();
     assert_eq!(nodes, again.truth("transactions").unwrap(), "the same seed gives the same ledger");
     let stress_nodes = stress.truth("transactions").unwrap();
-    assert_eq!(nodes.iter().map(db_id_of).collect::<Vec<_>>(), stress_nodes.iter().map(db_id_of).collect::<Vec<_>>(), "same rows");
+    assert_eq!(
+        nodes.iter().map(db_id_of).collect::<Vec<_>>(),
+        stress_nodes.iter().map(db_id_of).collect::<Vec<_>>(),
+        "same rows"
+    );
 
     // Each nested object is one of at most 2 000 records: whole objects repeat, so two rows that
     // share `account` share every account field. The stress data draws them per row.
     let spec = xledger_model::entity("transactions").unwrap();
-    let objects: std::collections::BTreeSet<&str> = spec.columns.iter().filter(|c| c.path.len() > 1).map(|c| c.path[0]).collect();
-    let distinct = |nodes: &[Value], field: &str| nodes.iter().filter_map(|n| n.get(field)).filter(|v| v.is_object()).map(Value::to_string).collect::<std::collections::BTreeSet<_>>().len();
+    let objects: std::collections::BTreeSet<&str> =
+        spec.columns.iter().filter(|c| c.path.len() > 1).map(|c| c.path[0]).collect();
+    let distinct = |nodes: &[Value], field: &str| {
+        nodes
+            .iter()
+            .filter_map(|n| n.get(field))
+            .filter(|v| v.is_object())
+            .map(Value::to_string)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
     let mut smallest = usize::MAX;
     for field in &objects {
         let records = distinct(&nodes, field);
@@ -132,7 +171,8 @@ async fn ledger_data_repeats_referenced_records_and_keeps_top_level_values_per_r
     assert!(smallest <= 20, "no object with a handful of records (currencies, companies): {smallest}");
 
     // Top-level values stay per row, and every value still has its column's type.
-    let amounts: std::collections::BTreeSet<String> = nodes.iter().filter_map(|n| leaf(n, &["invoiceAmount"])).map(Value::to_string).collect();
+    let amounts: std::collections::BTreeSet<String> =
+        nodes.iter().filter_map(|n| leaf(n, &["invoiceAmount"])).map(Value::to_string).collect();
     assert!(amounts.len() > rows / 2, "{} distinct amounts", amounts.len());
     for node in &nodes {
         for column in spec.columns {
@@ -143,7 +183,11 @@ async fn ledger_data_repeats_referenced_records_and_keeps_top_level_values_per_r
                 JsonRepr::Boolean => assert!(value.is_boolean(), "{}: {value}", column.name),
             }
             if column.path.len() > 1 && column.kind == ColumnKind::Utf8 {
-                assert!(value.as_str().is_some_and(|text| text.len() < 10_240), "{}: a referenced record has a 10 KB text", column.name);
+                assert!(
+                    value.as_str().is_some_and(|text| text.len() < 10_240),
+                    "{}: a referenced record has a 10 KB text",
+                    column.name
+                );
             }
         }
     }

@@ -88,7 +88,8 @@ async fn retention_drops_old_entries_and_a_cursor_before_a_lost_change_is_reject
 async fn an_expired_cursor_fails_only_its_own_root_field() {
     let sim = start(2).await;
     sim.add("suppliers").unwrap();
-    let (_, old) = deltas_of(&post(&sim, &deltas_query("supplier_deltas"), json!({ "last": 1 })).await, "supplier_deltas");
+    let (_, old) =
+        deltas_of(&post(&sim, &deltas_query("supplier_deltas"), json!({ "last": 1 })).await, "supplier_deltas");
     sim.add("suppliers").unwrap();
     sim.advance_clock(4 * DAY);
     let fresh = sim.add("customers").unwrap();

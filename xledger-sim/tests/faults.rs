@@ -102,7 +102,9 @@ async fn latency_delays_the_answer_on_the_paused_clock() {
 #[tokio::test(start_paused = true)]
 async fn more_requests_in_flight_than_the_limit_get_concurrency_errors() {
     let sim = start(2).await;
-    sim.set_faults(FaultPlan::default().concurrency_limit(1).next(1, Fault::Latency { delay: Duration::from_secs(10) }));
+    sim.set_faults(
+        FaultPlan::default().concurrency_limit(1).next(1, Fault::Latency { delay: Duration::from_secs(10) }),
+    );
     let slow = tokio::spawn({
         let sim = sim.clone();
         async move { post(&sim, QUERY, json!({})).await }

@@ -41,12 +41,18 @@ async fn items_pages_cover_every_row_once_in_db_id_order() {
 
 #[tokio::test]
 async fn first_above_the_10000_cap_returns_10000_and_has_next_page() {
-    let config = SimConfig { rows: 0, rows_per_entity: BTreeMap::from([("customers".to_owned(), 10_001)]), ..config(0) };
+    let config =
+        SimConfig { rows: 0, rows_per_entity: BTreeMap::from([("customers".to_owned(), 10_001)]), ..config(0) };
     let sim = Simulator::start(config).await.unwrap();
     let answer = post(&sim, &items_query("customers", "dbId"), json!({ "first": 50_000 })).await;
     assert_eq!(ids_of(&answer, "customers").len(), 10_000);
     assert!(has_next(&answer, "customers"));
-    let rest = post(&sim, &items_query("customers", "dbId"), json!({ "first": 50_000, "after": last_cursor(&answer, "customers") })).await;
+    let rest = post(
+        &sim,
+        &items_query("customers", "dbId"),
+        json!({ "first": 50_000, "after": last_cursor(&answer, "customers") }),
+    )
+    .await;
     assert_eq!(ids_of(&rest, "customers").len(), 1);
     assert!(!has_next(&rest, "customers"));
 }
@@ -79,7 +85,12 @@ async fn every_registry_operation_document_is_served() {
     for spec in xledger_model::entities() {
         let truth = sim.truth(spec.name).unwrap();
         let page = post(&sim, spec.items_page.document, json!({ "first": 3 })).await;
-        let nodes: Vec<Value> = page.body["data"][spec.items_field]["edges"].as_array().unwrap().iter().map(|e| e["node"].clone()).collect();
+        let nodes: Vec<Value> = page.body["data"][spec.items_field]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"].clone())
+            .collect();
         assert_eq!(nodes, truth[..3].to_vec(), "{} items page", spec.name);
 
         let wanted: Vec<Value> = [&truth[1], &truth[4]]
@@ -91,17 +102,28 @@ async fn every_registry_operation_document_is_served() {
             .collect();
         let by_ids = spec.by_db_ids.unwrap();
         let answer = post(&sim, by_ids.document, json!({ "dbIds": wanted, "first": 100 })).await;
-        assert_eq!(ids_of(&answer, spec.items_field), vec![db_id_of(&truth[1]), db_id_of(&truth[4])], "{} by dbIds", spec.name);
+        assert_eq!(
+            ids_of(&answer, spec.items_field),
+            vec![db_id_of(&truth[1]), db_id_of(&truth[4])],
+            "{} by dbIds",
+            spec.name
+        );
 
         let deltas = post(&sim, spec.deltas.unwrap().document, json!({ "first": 10 })).await;
-        assert_eq!(deltas.body["data"][spec.deltas_field.unwrap()]["edges"], json!([]), "{} deltas start empty", spec.name);
+        assert_eq!(
+            deltas.body["data"][spec.deltas_field.unwrap()]["edges"],
+            json!([]),
+            "{} deltas start empty",
+            spec.name
+        );
     }
 }
 
 #[tokio::test]
 async fn partial_selections_with_aliases_fragments_and_inline_fragments() {
     let sim = start(3).await;
-    let query = "query { ts: timesheets(first: 1) { edges { node { id: dbId ... on Timesheet { project { code } } ...F } } } }
+    let query =
+        "query { ts: timesheets(first: 1) { edges { node { id: dbId ... on Timesheet { project { code } } ...F } } } }
                  fragment F on Timesheet { project { dbId } __typename }";
     let answer = post(&sim, query, json!({})).await;
     let node = &answer.body["data"]["ts"]["edges"][0]["node"];
@@ -120,9 +142,19 @@ async fn partial_selections_with_aliases_fragments_and_inline_fragments() {
 #[tokio::test]
 async fn timesheet_ids_beyond_2_pow_53_travel_as_exact_strings() {
     let sim = start(1_000).await;
-    let big = sim.truth("timesheets").unwrap().into_iter().map(|n| n["dbId"].clone()).find(|id| db_id_of(&json!({ "dbId": id })) > 1 << 53);
+    let big = sim
+        .truth("timesheets")
+        .unwrap()
+        .into_iter()
+        .map(|n| n["dbId"].clone())
+        .find(|id| db_id_of(&json!({ "dbId": id })) > 1 << 53);
     let big = big.expect("a timesheet id beyond 2^53");
-    let answer = post(&sim, xledger_model::entity("timesheets").unwrap().by_db_ids.unwrap().document, json!({ "dbIds": [big], "first": 5 })).await;
+    let answer = post(
+        &sim,
+        xledger_model::entity("timesheets").unwrap().by_db_ids.unwrap().document,
+        json!({ "dbIds": [big], "first": 5 }),
+    )
+    .await;
     assert!(answer.text.contains(&format!("\"dbId\":{big}")), "{}", &answer.text[..200.min(answer.text.len())]);
 }
 
@@ -130,17 +162,42 @@ async fn timesheet_ids_beyond_2_pow_53_travel_as_exact_strings() {
 async fn db_id_in_takes_strings_on_timesheets_and_integers_elsewhere() {
     let sim = start(5).await;
     let ts: Vec<i64> = sim.truth("timesheets").unwrap().iter().map(db_id_of).collect();
-    let as_strings = post(&sim, "query($ids: [Int64String!]!) { timesheets(filter: { dbId_in: $ids }) { edges { node { dbId } } } }", json!({ "ids": [ts[2].to_string(), ts[0].to_string()] })).await;
+    let as_strings = post(
+        &sim,
+        "query($ids: [Int64String!]!) { timesheets(filter: { dbId_in: $ids }) { edges { node { dbId } } } }",
+        json!({ "ids": [ts[2].to_string(), ts[0].to_string()] }),
+    )
+    .await;
     assert_eq!(ids_of(&as_strings, "timesheets"), vec![ts[0], ts[2]]);
-    let literal = post(&sim, &format!("{{ timesheets(filter: {{ dbId_in: [\"{}\"] }}) {{ edges {{ node {{ dbId }} }} }} }}", ts[1]), json!({})).await;
+    let literal = post(
+        &sim,
+        &format!("{{ timesheets(filter: {{ dbId_in: [\"{}\"] }}) {{ edges {{ node {{ dbId }} }} }} }}", ts[1]),
+        json!({}),
+    )
+    .await;
     assert_eq!(ids_of(&literal, "timesheets"), vec![ts[1]]);
 
     let projects: Vec<i64> = sim.truth("projects").unwrap().iter().map(db_id_of).collect();
-    let as_ints = post(&sim, "query($ids: [Int!]!) { projects(filter: { dbId_in: $ids }) { edges { node { dbId } } } }", json!({ "ids": [projects[3], 1] })).await;
+    let as_ints = post(
+        &sim,
+        "query($ids: [Int!]!) { projects(filter: { dbId_in: $ids }) { edges { node { dbId } } } }",
+        json!({ "ids": [projects[3], 1] }),
+    )
+    .await;
     assert_eq!(ids_of(&as_ints, "projects"), vec![projects[3]]);
-    let strings_for_int = post(&sim, "query($ids: [Int!]!) { projects(filter: { dbId_in: $ids }) { edges { node { dbId } } } }", json!({ "ids": [projects[3].to_string()] })).await;
+    let strings_for_int = post(
+        &sim,
+        "query($ids: [Int!]!) { projects(filter: { dbId_in: $ids }) { edges { node { dbId } } } }",
+        json!({ "ids": [projects[3].to_string()] }),
+    )
+    .await;
     assert_eq!(strings_for_int.body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED");
-    let literal_string = post(&sim, &format!("{{ projects(filter: {{ dbId_in: [\"{}\"] }}) {{ edges {{ node {{ dbId }} }} }} }}", projects[0]), json!({})).await;
+    let literal_string = post(
+        &sim,
+        &format!("{{ projects(filter: {{ dbId_in: [\"{}\"] }}) {{ edges {{ node {{ dbId }} }} }} }}", projects[0]),
+        json!({}),
+    )
+    .await;
     assert_eq!(literal_string.body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED");
 }
 
@@ -214,7 +271,11 @@ async fn unknown_root_fields_and_node_fields_fail_validation() {
     ] {
         let answer = post(&sim, query, json!({})).await;
         assert_eq!(answer.status, 200, "{query}");
-        assert_eq!(answer.body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED", "{query}: {}", answer.text);
+        assert_eq!(
+            answer.body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+            "{query}: {}",
+            answer.text
+        );
         assert!(answer.body.get("data").is_none(), "{query}");
     }
     let syntax = post(&sim, "{ timesheets(first: 1) { edges ", json!({})).await;
@@ -227,7 +288,9 @@ async fn unknown_root_fields_and_node_fields_fail_validation() {
 async fn operation_name_picks_one_of_several_operations() {
     let sim = start(3).await;
     let document = "query A { projects(first: 1) { edges { node { dbId } } } } query B { customers(first: 2) { edges { node { dbId } } } }";
-    let answer = post_with(&sim, json!({ "query": document, "operationName": "B" }), Some(&format!("token {}", sim.api_key()))).await;
+    let answer =
+        post_with(&sim, json!({ "query": document, "operationName": "B" }), Some(&format!("token {}", sim.api_key())))
+            .await;
     assert_eq!(ids_of(&answer, "customers").len(), 2);
     assert!(answer.body["data"].get("projects").is_none());
     let ambiguous = post(&sim, document, json!({})).await;
@@ -267,7 +330,8 @@ async fn gzip_is_used_only_when_asked() {
     let client = reqwest::Client::builder().no_gzip().build().unwrap();
     let body = json!({ "query": items_query("projects", "dbId description"), "variables": { "first": 20 } });
     let send = |gzip: bool| {
-        let mut request = client.post(sim.endpoint()).header("Authorization", format!("token {}", sim.api_key())).json(&body);
+        let mut request =
+            client.post(sim.endpoint()).header("Authorization", format!("token {}", sim.api_key())).json(&body);
         if gzip {
             request = request.header("Accept-Encoding", "gzip");
         }

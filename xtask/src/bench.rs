@@ -167,9 +167,11 @@ fn measure_syncs(binaries: &Binaries, work: &Path, keep: bool, report: &mut Repo
             "xtask bench: starting xledger-sim with {rows} timesheets and transactions, {} rows of the others, {} data",
             settings.other_rows, settings.data
         );
-        let sim_settings = SimSettings { rows, other_rows: settings.other_rows, seed: settings.seed, data: settings.data.clone() };
+        let sim_settings =
+            SimSettings { rows, other_rows: settings.other_rows, seed: settings.seed, data: settings.data.clone() };
         let sim = SimProcess::start(&binaries.sim, sim_settings, &key, &dir.join("xledger-sim.log"))?;
-        let sync = SyncSetup { binary: &binaries.sync, sim: &sim, key: &key, dir: &dir, compression: &settings.compression };
+        let sync =
+            SyncSetup { binary: &binaries.sync, sim: &sim, key: &key, dir: &dir, compression: &settings.compression };
         for run in 1..=settings.repeat {
             // The first run fills the size's own lake, which the incremental pass builds on; every
             // later run starts from an empty lake and state of its own, so each is a full load.
@@ -259,9 +261,11 @@ impl Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         Machine {
-            cpu_model: cpuinfo
-                .lines()
-                .find_map(|line| line.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, model)| model.trim().to_string())),
+            cpu_model: cpuinfo.lines().find_map(|line| {
+                line.strip_prefix("model name")
+                    .and_then(|rest| rest.split_once(':'))
+                    .map(|(_, model)| model.trim().to_string())
+            }),
             cores: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
             memory_bytes: proc_kib_field(&meminfo, "MemTotal:").map(|kib| kib * 1024),
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|text| text.trim().to_string()),
@@ -372,7 +376,8 @@ impl PassRun {
     fn new(label: &str, args: &[&str], usage: ChildUsage, summary: &PassSummary, sim: SimDuring) -> PassRun {
         let wall_s = usage.wall.as_secs_f64();
         let (user_s, sys_s) = (usage.user.as_secs_f64(), usage.sys.as_secs_f64());
-        let (added, updated, deleted) = summary.entities.iter().fold((0, 0, 0), |(a, u, d), e| (a + e.added, u + e.updated, d + e.deleted));
+        let (added, updated, deleted) =
+            summary.entities.iter().fold((0, 0, 0), |(a, u, d), e| (a + e.added, u + e.updated, d + e.deleted));
         let rows = added + updated + deleted;
         PassRun {
             label: label.to_string(),
@@ -430,7 +435,8 @@ pub fn judge(report: &Report) -> Vec<TargetCheck> {
     let smallest = report.settings.sizes.first().copied();
     let runs = |rows: u64, entity: &'static str| runs_of(&report.full_syncs, rows, entity);
     // Growth compares typical peaks: with repeats, the median run of each size.
-    let peak_at = |rows: u64, entity: &'static str| median(runs(rows, entity).map(|p| p.peak_rss_bytes as f64).collect());
+    let peak_at =
+        |rows: u64, entity: &'static str| median(runs(rows, entity).map(|p| p.peak_rss_bytes as f64).collect());
     let repeated = report.settings.repeat > 1;
 
     if let Some(largest) = largest {
@@ -442,7 +448,11 @@ pub fn judge(report: &Report) -> Vec<TargetCheck> {
         let worst = peaks.iter().map(|(_, peak)| *peak).max();
         checks.push(TargetCheck {
             target: format!("peak RSS of a {} full sync <= {}", count(largest), megabytes(MAX_PEAK_RSS_BYTES)),
-            measured: peaks.iter().map(|(entity, peak)| format!("{entity} {}", megabytes(*peak))).collect::<Vec<_>>().join(", ")
+            measured: peaks
+                .iter()
+                .map(|(entity, peak)| format!("{entity} {}", megabytes(*peak)))
+                .collect::<Vec<_>>()
+                .join(", ")
                 + if repeated { " (worst runs)" } else { "" },
             met: worst.map(|worst| worst <= MAX_PEAK_RSS_BYTES),
         });
@@ -456,7 +466,11 @@ pub fn judge(report: &Report) -> Vec<TargetCheck> {
             let of_medians = if repeated { " (medians)" } else { "" };
             checks.push(TargetCheck {
                 target: format!("peak RSS {} / {} <= {MAX_RSS_GROWTH}x{of_medians}", count(largest), count(smallest)),
-                measured: growth.iter().map(|(entity, growth)| format!("{entity} {growth:.2}x")).collect::<Vec<_>>().join(", "),
+                measured: growth
+                    .iter()
+                    .map(|(entity, growth)| format!("{entity} {growth:.2}x"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 met: (!growth.is_empty()).then(|| growth.iter().all(|(_, growth)| *growth <= MAX_RSS_GROWTH)),
             });
         }
@@ -469,7 +483,10 @@ pub fn judge(report: &Report) -> Vec<TargetCheck> {
     let timesheets_writer = report.writer.as_ref().and_then(|writer| writer.iter().find(|w| w.entity == "timesheets"));
     checks.push(TargetCheck {
         target: format!("writer >= {} timesheet rows/s on one core", count(MIN_WRITER_ROWS_PER_S as u64)),
-        measured: timesheets_writer.map_or_else(|| "not measured (--skip-writer)".to_string(), |w| format!("{} rows/s", count(w.rows_per_s as u64))),
+        measured: timesheets_writer.map_or_else(
+            || "not measured (--skip-writer)".to_string(),
+            |w| format!("{} rows/s", count(w.rows_per_s as u64)),
+        ),
         met: timesheets_writer.map(|w| w.rows_per_s >= MIN_WRITER_ROWS_PER_S),
     });
     let busiest = report.full_syncs.iter().max_by(|a, b| a.pass.cpu_share.total_cmp(&b.pass.cpu_share));
@@ -481,9 +498,18 @@ pub fn judge(report: &Report) -> Vec<TargetCheck> {
         measured: busiest.map_or_else(
             || "no full sync ran".to_string(),
             |f| {
-                let codec = if shipped_codec { String::new() } else { format!("; compression {}, not judged", report.settings.compression) };
+                let codec = if shipped_codec {
+                    String::new()
+                } else {
+                    format!("; compression {}, not judged", report.settings.compression)
+                };
                 let data = &report.settings.data;
-                format!("at most {:.0} % ({} {}, {data} data{codec})", f.pass.cpu_share * 100.0, f.entity, count(f.rows))
+                format!(
+                    "at most {:.0} % ({} {}, {data} data{codec})",
+                    f.pass.cpu_share * 100.0,
+                    f.entity,
+                    count(f.rows)
+                )
             },
         ),
         met: busiest.filter(|_| shipped_codec).map(|f| f.pass.cpu_share <= MAX_FULL_SYNC_CPU_SHARE),
@@ -537,13 +563,15 @@ pub fn render(report: &Report) -> String {
         load_text(report.load_average_after),
     );
 
-    let _ = writeln!(out, "\n1. Writer: JSON page -> Parquet (lake-writer criterion bench, one core, 10 000-row pages)");
+    let _ =
+        writeln!(out, "\n1. Writer: JSON page -> Parquet (lake-writer criterion bench, one core, 10 000-row pages)");
     match &report.writer {
         None => {
             let _ = writeln!(out, "   skipped (--skip-writer)");
         }
         Some(writer) => {
-            let _ = writeln!(out, "{:<14} {:>14} {:>12} {:>20}", "entity", "rows/s", "MB/s JSON", "convert-only rows/s");
+            let _ =
+                writeln!(out, "{:<14} {:>14} {:>12} {:>20}", "entity", "rows/s", "MB/s JSON", "convert-only rows/s");
             for w in writer {
                 let _ = writeln!(
                     out,
@@ -568,7 +596,18 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         out,
         "{:<16} {:>10} {:>9} {:>10} {:>9} {:>7} {:>10} {:>9} {:>11} {:>9} {:>10} {:>12}",
-        "entity", "rows", "wall", "rows/s", "tool CPU", "CPU %", "peak RSS", "requests", "wire bytes", "sim CPU", "files", "µs/row t/s"
+        "entity",
+        "rows",
+        "wall",
+        "rows/s",
+        "tool CPU",
+        "CPU %",
+        "peak RSS",
+        "requests",
+        "wire bytes",
+        "sim CPU",
+        "files",
+        "µs/row t/s"
     );
     for f in &report.full_syncs {
         let p = &f.pass;
@@ -668,8 +707,11 @@ fn render_medians(report: &Report, out: &mut String) {
             // One median is there exactly when every other is: when the size ran for this entity.
             let Some(share) = of(|p| p.cpu_share) else { continue };
             let [wall, cpu, sim_cpu, peak] =
-                [of(|p| p.wall_s), of(|p| p.user_s + p.sys_s), of(|p| p.sim_cpu_s), of(|p| p.peak_rss_bytes as f64)].map(Option::unwrap_or_default);
-            let (low, high) = runs.iter().fold((f64::INFINITY, 0.0_f64), |(low, high), p| (low.min(p.cpu_share), high.max(p.cpu_share)));
+                [of(|p| p.wall_s), of(|p| p.user_s + p.sys_s), of(|p| p.sim_cpu_s), of(|p| p.peak_rss_bytes as f64)]
+                    .map(Option::unwrap_or_default);
+            let (low, high) = runs
+                .iter()
+                .fold((f64::INFINITY, 0.0_f64), |(low, high), p| (low.min(p.cpu_share), high.max(p.cpu_share)));
             let _ = writeln!(
                 out,
                 "   {:<13} {:>10} {:>9} {:>10} {:>9} {:>7} {:>11} {:>10} {:>12}",
@@ -823,7 +865,9 @@ pub fn criterion_results(criterion_dir: &Path, since: SystemTime) -> anyhow::Res
             if !in_new || path.file_name().is_none_or(|name| name != "benchmark.json") {
                 continue;
             }
-            let modified = std::fs::metadata(&path).and_then(|meta| meta.modified()).with_context(|| format!("reading the time of {}", path.display()))?;
+            let modified = std::fs::metadata(&path)
+                .and_then(|meta| meta.modified())
+                .with_context(|| format!("reading the time of {}", path.display()))?;
             if modified < since {
                 continue;
             }
@@ -842,7 +886,10 @@ fn read_criterion_result(benchmark_json: &Path) -> anyhow::Result<(String, Crite
     let benchmark = read(benchmark_json)?;
     let estimates_path = benchmark_json.with_file_name("estimates.json");
     let estimates = read(&estimates_path)?;
-    let id = benchmark["full_id"].as_str().ok_or_else(|| anyhow!("{} has no full_id", benchmark_json.display()))?.to_string();
+    let id = benchmark["full_id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("{} has no full_id", benchmark_json.display()))?
+        .to_string();
     let mean_ns = estimates["mean"]["point_estimate"]
         .as_f64()
         .ok_or_else(|| anyhow!("{} has no mean.point_estimate", estimates_path.display()))?;
@@ -859,7 +906,9 @@ fn read_criterion_result(benchmark_json: &Path) -> anyhow::Result<(String, Crite
 pub fn writer_result(entity: &str, results: &BTreeMap<String, CriterionResult>) -> anyhow::Result<WriterResult> {
     let rate = |id: String| -> anyhow::Result<f64> {
         let known = || results.keys().cloned().collect::<Vec<_>>().join(", ");
-        let result = results.get(&id).ok_or_else(|| anyhow!("lake-writer's bench produced no fresh `{id}` result (found: {})", known()))?;
+        let result = results
+            .get(&id)
+            .ok_or_else(|| anyhow!("lake-writer's bench produced no fresh `{id}` result (found: {})", known()))?;
         result.per_second().ok_or_else(|| anyhow!("`{id}` declares no throughput"))
     };
     Ok(WriterResult {
@@ -941,8 +990,21 @@ impl SimProcess {
         let stderr = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let started = Instant::now();
         let mut child = Command::new(binary)
-            .args(["--host", "127.0.0.1", "--port", "0", "--seed", &settings.seed.to_string(), "--rows", &settings.other_rows.to_string()])
-            .args(FULL_SYNC_ENTITIES.iter().flat_map(|entity| ["--entity-rows".to_string(), format!("{entity}={}", settings.rows)]))
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--seed",
+                &settings.seed.to_string(),
+                "--rows",
+                &settings.other_rows.to_string(),
+            ])
+            .args(
+                FULL_SYNC_ENTITIES
+                    .iter()
+                    .flat_map(|entity| ["--entity-rows".to_string(), format!("{entity}={}", settings.rows)]),
+            )
             .args(["--data", &settings.data])
             .env("XLEDGER_SIM_API_KEY", key.expose())
             .env("RUST_LOG", "warn")
@@ -965,7 +1027,10 @@ impl SimProcess {
             let _ = child.wait();
             bail!("xledger-sim did not report its endpoint (it printed {line:?}); see {}", log.display());
         };
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build().context("building the admin HTTP client")?;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .build()
+            .context("building the admin HTTP client")?;
         let sim = SimProcess {
             child,
             _stdout: stdout,
@@ -981,24 +1046,40 @@ impl SimProcess {
     }
 
     fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.admin_url)).header(reqwest::header::AUTHORIZATION, &self.token)
+        self.http
+            .request(method, format!("{}{path}", self.admin_url))
+            .header(reqwest::header::AUTHORIZATION, &self.token)
     }
 
     fn reset_counters(&self) -> anyhow::Result<()> {
-        let response = self.admin(reqwest::Method::DELETE, "/counters").send().context("resetting the simulator's counters")?;
+        let response =
+            self.admin(reqwest::Method::DELETE, "/counters").send().context("resetting the simulator's counters")?;
         response.error_for_status().context("resetting the simulator's counters")?;
         Ok(())
     }
 
     fn counters(&self) -> anyhow::Result<SimCounters> {
-        let response = self.admin(reqwest::Method::GET, "/counters").send().context("reading the simulator's counters")?;
-        response.error_for_status().context("reading the simulator's counters")?.json().context("parsing the simulator's counters")
+        let response =
+            self.admin(reqwest::Method::GET, "/counters").send().context("reading the simulator's counters")?;
+        response
+            .error_for_status()
+            .context("reading the simulator's counters")?
+            .json()
+            .context("parsing the simulator's counters")
     }
 
     fn random_changes(&self, count: u64, seed: u64) -> anyhow::Result<ChangeSummary> {
         let body = serde_json::json!({ "count": count, "seed": seed });
-        let response = self.admin(reqwest::Method::POST, "/random-changes").json(&body).send().context("asking the simulator for random changes")?;
-        response.error_for_status().context("asking the simulator for random changes")?.json().context("parsing the simulator's change summary")
+        let response = self
+            .admin(reqwest::Method::POST, "/random-changes")
+            .json(&body)
+            .send()
+            .context("asking the simulator for random changes")?;
+        response
+            .error_for_status()
+            .context("asking the simulator for random changes")?
+            .json()
+            .context("parsing the simulator's change summary")
     }
 
     fn pid(&self) -> u32 {
@@ -1102,8 +1183,10 @@ pub struct ProcUsage {
 
 /// Reads `/proc/<pid>/stat` (utime + stime) and `/proc/<pid>/status` (`VmHWM`).
 pub fn proc_usage(pid: u32) -> anyhow::Result<ProcUsage> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("reading /proc/{pid}/status"))?;
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
     // SAFETY: sysconf only reads a configuration value.
     let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let ticks = stat_cpu_ticks(&stat).ok_or_else(|| anyhow!("/proc/{pid}/stat has no utime/stime"))?;
@@ -1127,7 +1210,10 @@ pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
 
 /// A `Name:   1234 kB` field of `/proc/meminfo` or `/proc/<pid>/status`, in KiB.
 pub fn proc_kib_field(text: &str, name: &str) -> Option<u64> {
-    text.lines().find_map(|line| line.strip_prefix(name)).and_then(|rest| rest.split_whitespace().next()).and_then(|n| n.parse().ok())
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
 }
 
 fn load_average() -> Option<[f64; 3]> {
@@ -1173,7 +1259,9 @@ pub fn find_pass_summary(log: &str) -> anyhow::Result<PassSummary> {
         .ok_or_else(|| anyhow!("no pass_summary event in the log"))?;
     let summary = match &event["summary"] {
         serde_json::Value::String(text) => serde_json::from_str(text).context("parsing the pass_summary's summary")?,
-        object @ serde_json::Value::Object(_) => serde_json::from_value(object.clone()).context("reading the pass_summary's summary")?,
+        object @ serde_json::Value::Object(_) => {
+            serde_json::from_value(object.clone()).context("reading the pass_summary's summary")?
+        }
         other => bail!("the pass_summary event's summary is {other}, not a JSON object"),
     };
     Ok(summary)
@@ -1223,9 +1311,16 @@ impl SyncSetup<'_> {
         let sim_after = proc_usage(self.sim.pid())?;
         let counters = self.sim.counters()?;
 
-        let log = std::fs::read_to_string(&stderr_path).with_context(|| format!("reading {}", stderr_path.display()))?;
+        let log =
+            std::fs::read_to_string(&stderr_path).with_context(|| format!("reading {}", stderr_path.display()))?;
         if !usage.status.success() {
-            bail!("{label}: xledger-sync {} exited with {}; its log: {}\n{}", args.join(" "), usage.status, stderr_path.display(), tail(&log, 10));
+            bail!(
+                "{label}: xledger-sync {} exited with {}; its log: {}\n{}",
+                args.join(" "),
+                usage.status,
+                stderr_path.display(),
+                tail(&log, 10)
+            );
         }
         let summary = find_pass_summary(&log).with_context(|| format!("{label}: reading {}", stderr_path.display()))?;
         if summary.status != "completed" {
@@ -1351,7 +1446,8 @@ mod tests {
     fn write_criterion_result(root: &Path, dir: &str, full_id: &str, throughput: serde_json::Value, mean_ns: f64) {
         let new = root.join(dir).join("new");
         std::fs::create_dir_all(&new).unwrap();
-        let benchmark = serde_json::json!({ "group_id": "g", "full_id": full_id, "directory_name": dir, "throughput": throughput });
+        let benchmark =
+            serde_json::json!({ "group_id": "g", "full_id": full_id, "directory_name": dir, "throughput": throughput });
         std::fs::write(new.join("benchmark.json"), benchmark.to_string()).unwrap();
         let estimates = serde_json::json!({ "mean": { "point_estimate": mean_ns, "standard_error": 1.0 } });
         std::fs::write(new.join("estimates.json"), estimates.to_string()).unwrap();
@@ -1361,9 +1457,27 @@ mod tests {
     fn criterion_results_become_rows_and_megabytes_per_second() {
         let dir = tempfile::tempdir().unwrap();
         // 10 000 rows in 20 ms = 500 000 rows/s; 5 MB in 20 ms = 250 MB/s; convert in 10 ms.
-        write_criterion_result(dir.path(), "write/timesheets", "write/timesheets", serde_json::json!({ "Elements": 10_000 }), 20e6);
-        write_criterion_result(dir.path(), "write_bytes/timesheets", "write_bytes/timesheets", serde_json::json!({ "Bytes": 5_000_000 }), 20e6);
-        write_criterion_result(dir.path(), "convert_timesheets/streamed", "convert/timesheets/streamed", serde_json::json!({ "Elements": 10_000 }), 10e6);
+        write_criterion_result(
+            dir.path(),
+            "write/timesheets",
+            "write/timesheets",
+            serde_json::json!({ "Elements": 10_000 }),
+            20e6,
+        );
+        write_criterion_result(
+            dir.path(),
+            "write_bytes/timesheets",
+            "write_bytes/timesheets",
+            serde_json::json!({ "Bytes": 5_000_000 }),
+            20e6,
+        );
+        write_criterion_result(
+            dir.path(),
+            "convert_timesheets/streamed",
+            "convert/timesheets/streamed",
+            serde_json::json!({ "Elements": 10_000 }),
+            10e6,
+        );
         let results = criterion_results(dir.path(), SystemTime::UNIX_EPOCH).unwrap();
         let writer = writer_result("timesheets", &results).unwrap();
         assert_eq!(writer.rows_per_s.round(), 500_000.0);
@@ -1374,7 +1488,13 @@ mod tests {
     #[test]
     fn criterion_results_older_than_the_run_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        write_criterion_result(dir.path(), "write/timesheets", "write/timesheets", serde_json::json!({ "Elements": 10_000 }), 20e6);
+        write_criterion_result(
+            dir.path(),
+            "write/timesheets",
+            "write/timesheets",
+            serde_json::json!({ "Elements": 10_000 }),
+            20e6,
+        );
         let later = SystemTime::now() + Duration::from_secs(3600);
         let results = criterion_results(dir.path(), later).unwrap();
         assert!(results.is_empty());
@@ -1385,7 +1505,8 @@ mod tests {
     #[test]
     fn cpu_ticks_are_read_after_a_command_name_with_spaces_and_parentheses() {
         // Fields 14 and 15 are 250 and 50.
-        let stat = "4242 (xledger (sim) x) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 3 0 100 1000000 500 ...";
+        let stat =
+            "4242 (xledger (sim) x) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 3 0 100 1000000 500 ...";
         assert_eq!(stat_cpu_ticks(stat), Some(300));
         assert_eq!(stat_cpu_ticks("garbage"), None);
     }
@@ -1454,9 +1575,22 @@ mod tests {
             stamp: "20260101_000000".into(),
             machine: Machine { cpu_model: None, cores: 2, memory_bytes: None, kernel: None, load_average_before: None },
             load_average_after: None,
-            settings: Settings { sizes: vec![100_000, 1_000_000], other_rows: 10, changes: 10, seed: 1, compression: "zstd".into(), data: "stress".into(), repeat: 1 },
+            settings: Settings {
+                sizes: vec![100_000, 1_000_000],
+                other_rows: 10,
+                changes: 10,
+                seed: 1,
+                compression: "zstd".into(),
+                data: "stress".into(),
+                repeat: 1,
+            },
             writer: writer_rows_per_s.map(|rows_per_s| {
-                vec![WriterResult { entity: "timesheets".into(), rows_per_s, json_mb_per_s: 1.0, convert_rows_per_s: None }]
+                vec![WriterResult {
+                    entity: "timesheets".into(),
+                    rows_per_s,
+                    json_mb_per_s: 1.0,
+                    convert_rows_per_s: None,
+                }]
             }),
             simulators: vec![],
             full_syncs,
@@ -1475,7 +1609,10 @@ mod tests {
 
     /// Runs 1..=n of one entity and size, with these peaks (MB) and CPU shares.
     fn runs(entity: &str, rows: u64, measured: &[(u64, f64)]) -> Vec<FullSync> {
-        (1..).zip(measured).map(|(run, &(peak_mb, share))| FullSync { run, ..full(entity, rows, peak_mb, share) }).collect()
+        (1..)
+            .zip(measured)
+            .map(|(run, &(peak_mb, share))| FullSync { run, ..full(entity, rows, peak_mb, share) })
+            .collect()
     }
 
     #[test]
@@ -1509,7 +1646,11 @@ mod tests {
         let mut r = report(syncs, Some(400_000.0), 1);
         r.settings.repeat = 3;
         let checks = judge(&r);
-        assert_eq!(checks.iter().map(|c| c.met).collect::<Vec<_>>(), vec![Some(true), Some(true), Some(true), Some(false), Some(true)], "{checks:#?}");
+        assert_eq!(
+            checks.iter().map(|c| c.met).collect::<Vec<_>>(),
+            vec![Some(true), Some(true), Some(true), Some(false), Some(true)],
+            "{checks:#?}"
+        );
         assert_eq!(checks[0].measured, "timesheets 190.0 MB, transactions 120.0 MB (worst runs)");
         assert_eq!(checks[1].measured, "timesheets 1.10x, transactions 1.20x");
         assert!(checks[1].target.ends_with("(medians)"), "{}", checks[1].target);
@@ -1517,11 +1658,13 @@ mod tests {
 
         r.targets = checks;
         let text = render(&r);
-        for expected in ["3 runs per entity and size", "transactions #2", "medians of 3 runs", "48–53 %", "44–46 %"] {
+        for expected in ["3 runs per entity and size", "transactions #2", "medians of 3 runs", "48–53 %", "44–46 %"]
+        {
             assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
         }
         // The median 1 M transaction run: 49 % of 10 s, 4.9 s of CPU for 1 000 000 rows.
-        let median_row = text.lines().find(|line| line.contains("transactions") && line.contains("48–53 %")).unwrap_or_default();
+        let median_row =
+            text.lines().find(|line| line.contains("transactions") && line.contains("48–53 %")).unwrap_or_default();
         assert!(median_row.contains("49 %") && median_row.contains("4.90/1.50"), "{median_row}");
     }
 
@@ -1556,7 +1699,10 @@ mod tests {
         let mut r = report(vec![full("timesheets", 100_000, 100, 0.3)], None, 1);
         r.settings.sizes = vec![100_000];
         let checks = judge(&r);
-        assert_eq!(checks.iter().map(|c| c.met).collect::<Vec<_>>(), vec![Some(true), None, None, Some(true), Some(true)]);
+        assert_eq!(
+            checks.iter().map(|c| c.met).collect::<Vec<_>>(),
+            vec![Some(true), None, None, Some(true), Some(true)]
+        );
     }
 
     #[test]
@@ -1568,7 +1714,10 @@ mod tests {
         assert_eq!(checks[3].measured, "at most 70 % (timesheets 100 000, stress data; compression none, not judged)");
         assert!(render(&r).contains("stress data, Parquet compression none"));
         r.settings.data = "ledger".into();
-        assert_eq!(judge(&r)[3].measured, "at most 70 % (timesheets 100 000, ledger data; compression none, not judged)");
+        assert_eq!(
+            judge(&r)[3].measured,
+            "at most 70 % (timesheets 100 000, ledger data; compression none, not judged)"
+        );
     }
 
     #[test]
@@ -1591,7 +1740,16 @@ mod tests {
         r.targets = judge(&r);
         let text = render(&r);
         // 3 s of tool CPU and 1.5 s of simulator CPU for 100 000 rows: 30 and 15 µs per row.
-        for expected in ["1. Writer", "2. Full sync", "4. Idle pass: 1 request", "Targets", "timesheets", "400 000", "not judged", "30.00/15.00"] {
+        for expected in [
+            "1. Writer",
+            "2. Full sync",
+            "4. Idle pass: 1 request",
+            "Targets",
+            "timesheets",
+            "400 000",
+            "not judged",
+            "30.00/15.00",
+        ] {
             assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
         }
     }

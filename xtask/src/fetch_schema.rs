@@ -146,11 +146,7 @@ pub struct Args {
     #[arg(long, value_name = "URL", default_value = DEFAULT_ENDPOINT)]
     pub endpoint: String,
     /// Where to write the schema; `None`: `xledger.graphql` in the schema folder.
-    #[arg(
-        long,
-        value_name = "FILE",
-        help = "Where to write the schema [default: <schema-dir>/xledger.graphql]"
-    )]
+    #[arg(long, value_name = "FILE", help = "Where to write the schema [default: <schema-dir>/xledger.graphql]")]
     pub output: Option<PathBuf>,
     /// The folder with `queries/*.graphql` and `type-hints.toml` that the new schema must serve;
     /// `None`: the workspace's `schema/`.
@@ -184,17 +180,9 @@ pub enum FetchSchemaError {
         source: reqwest::Error,
     },
     #[error("{endpoint}: HTTP {status}: {body}")]
-    HttpStatus {
-        endpoint: String,
-        status: u16,
-        body: String,
-    },
+    HttpStatus { endpoint: String, status: u16, body: String },
     #[error("{endpoint}: the API answered with errors (HTTP {status}): {}", messages.join("; "))]
-    GraphqlErrors {
-        endpoint: String,
-        status: u16,
-        messages: Vec<String>,
-    },
+    GraphqlErrors { endpoint: String, status: u16, messages: Vec<String> },
     #[error("{endpoint}: the answer is not a GraphQL JSON response: {detail}")]
     NotGraphqlResponse { endpoint: String, detail: String },
     #[error("{endpoint}: the answer has no `data.__schema` (partial or refused introspection)")]
@@ -255,11 +243,7 @@ impl ApiKey {
 
     /// Server text may echo what it was sent; it reaches errors only through this.
     fn redact<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
-        if text.contains(&self.0) {
-            text.replace(&self.0, "<redacted>").into()
-        } else {
-            text.into()
-        }
+        if text.contains(&self.0) { text.replace(&self.0, "<redacted>").into() } else { text.into() }
     }
 }
 
@@ -283,10 +267,8 @@ impl Endpoint {
     /// assert!(Endpoint::parse("http://demo.xledger.net/graphql").is_err());
     /// ```
     pub fn parse(text: &str) -> Result<Self, FetchSchemaError> {
-        let bad = |reason: &str| FetchSchemaError::BadEndpoint {
-            endpoint: text.to_string(),
-            reason: reason.to_string(),
-        };
+        let bad =
+            |reason: &str| FetchSchemaError::BadEndpoint { endpoint: text.to_string(), reason: reason.to_string() };
         let url = Url::parse(text).map_err(|e| bad(&format!("not a URL ({e})")))?;
         let host = url.host_str().ok_or_else(|| bad("has no host"))?;
         // IPv6 hosts come bracketed ("[::1]").
@@ -296,9 +278,7 @@ impl Endpoint {
         match url.scheme() {
             "https" => Ok(Self(url)),
             "http" if loopback => Ok(Self(url)),
-            "http" => Err(bad(
-                "plain http:// is refused except on loopback (127.0.0.1, ::1, localhost); use https://",
-            )),
+            "http" => Err(bad("plain http:// is refused except on loopback (127.0.0.1, ::1, localhost); use https://")),
             _ => Err(bad("only https:// (or http:// on loopback) is supported")),
         }
     }
@@ -434,25 +414,17 @@ impl Introspection {
     /// label the errors.
     pub fn from_response(endpoint: &Endpoint, status: u16, body: &str) -> Result<Self, FetchSchemaError> {
         let endpoint = endpoint.to_string();
-        let envelope: Envelope = serde_json::from_str(body).map_err(|e| FetchSchemaError::NotGraphqlResponse {
-            endpoint: endpoint.clone(),
-            detail: e.to_string(),
-        })?;
+        let envelope: Envelope = serde_json::from_str(body)
+            .map_err(|e| FetchSchemaError::NotGraphqlResponse { endpoint: endpoint.clone(), detail: e.to_string() })?;
         if let Some(errors) = envelope.errors.filter(|e| !e.is_empty()) {
             let messages = errors.iter().map(error_text).collect();
-            return Err(FetchSchemaError::GraphqlErrors {
-                endpoint,
-                status,
-                messages,
-            });
+            return Err(FetchSchemaError::GraphqlErrors { endpoint, status, messages });
         }
         let schema = envelope
             .data
             .and_then(|d| d.schema)
             .filter(|s| !s.is_null())
-            .ok_or_else(|| FetchSchemaError::MissingSchema {
-                endpoint: endpoint.clone(),
-            })?;
+            .ok_or_else(|| FetchSchemaError::MissingSchema { endpoint: endpoint.clone() })?;
         serde_json::from_value(schema).map_err(|e| FetchSchemaError::InvalidIntrospection(format!("`__schema`: {e}")))
     }
 }
@@ -460,10 +432,8 @@ impl Introspection {
 /// `message [code]` of one GraphQL error entry (Xledger puts rate-limit codes at the top level).
 fn error_text(error: &serde_json::Value) -> String {
     let message = error.get("message").and_then(|m| m.as_str()).unwrap_or("(no message)");
-    let code = error
-        .get("code")
-        .or_else(|| error.get("extensions").and_then(|x| x.get("code")))
-        .and_then(|c| c.as_str());
+    let code =
+        error.get("code").or_else(|| error.get("extensions").and_then(|x| x.get("code"))).and_then(|c| c.as_str());
     match code {
         Some(code) => format!("{message} [{code}]"),
         None => message.to_string(),
@@ -477,10 +447,8 @@ fn error_text(error: &serde_json::Value) -> String {
 pub fn fetch(endpoint: &Endpoint, key: &ApiKey) -> Result<Introspection, FetchSchemaError> {
     let label = endpoint.to_string();
     // `without_url`: the endpoint is already in the message, shown without user info or query.
-    let transport = |e: reqwest::Error| FetchSchemaError::Transport {
-        endpoint: label.clone(),
-        source: e.without_url(),
-    };
+    let transport =
+        |e: reqwest::Error| FetchSchemaError::Transport { endpoint: label.clone(), source: e.without_url() };
     let client = reqwest::blocking::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .user_agent(concat!("xledger-sync-xtask/", env!("CARGO_PKG_VERSION")))
@@ -534,17 +502,11 @@ pub fn to_sdl(
     fetched_on: NaiveDate,
 ) -> Result<String, FetchSchemaError> {
     let invalid = FetchSchemaError::InvalidIntrospection;
-    let types = introspection
-        .types
-        .as_ref()
-        .ok_or_else(|| invalid("`types` is missing".into()))?;
+    let types = introspection.types.as_ref().ok_or_else(|| invalid("`types` is missing".into()))?;
     let mut by_name: BTreeMap<&str, &FullType> = BTreeMap::new();
     for t in types {
-        let name = t
-            .name
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| invalid("a type without a name".into()))?;
+        let name =
+            t.name.as_deref().filter(|n| !n.is_empty()).ok_or_else(|| invalid("a type without a name".into()))?;
         if by_name.insert(name, t).is_some() {
             return Err(invalid(format!("type `{name}` is listed twice")));
         }
@@ -587,12 +549,8 @@ pub fn to_sdl(
     }
     out.push_str("}\n");
 
-    let mut directives: Vec<&DirectiveDef> = introspection
-        .directives
-        .iter()
-        .flatten()
-        .filter(|d| !BUILT_IN_DIRECTIVES.contains(&d.name.as_str()))
-        .collect();
+    let mut directives: Vec<&DirectiveDef> =
+        introspection.directives.iter().flatten().filter(|d| !BUILT_IN_DIRECTIVES.contains(&d.name.as_str())).collect();
     directives.sort_by(|a, b| a.name.cmp(&b.name));
     for d in directives {
         out.push('\n');
@@ -612,15 +570,9 @@ pub fn to_sdl(
     }
 
     let parsed = s::parse_schema::<String>(&out).map_err(|e| FetchSchemaError::SdlDoesNotParse(e.to_string()))?;
-    let parsed_types = parsed
-        .definitions
-        .iter()
-        .filter(|d| matches!(d, s::Definition::TypeDefinition(_)))
-        .count();
+    let parsed_types = parsed.definitions.iter().filter(|d| matches!(d, s::Definition::TypeDefinition(_))).count();
     if parsed_types != printed {
-        return Err(FetchSchemaError::SdlDoesNotParse(format!(
-            "{printed} types printed but {parsed_types} read back"
-        )));
+        return Err(FetchSchemaError::SdlDoesNotParse(format!("{printed} types printed but {parsed_types} read back")));
     }
     Ok(out)
 }
@@ -638,11 +590,7 @@ impl Printer<'_> {
                 let _ = writeln!(out, "scalar {name}");
             }
             TypeKind::Object | TypeKind::Interface => {
-                let keyword = if t.kind == TypeKind::Object {
-                    "type"
-                } else {
-                    "interface"
-                };
+                let keyword = if t.kind == TypeKind::Object { "type" } else { "interface" };
                 let fields = t
                     .fields
                     .as_ref()
@@ -697,12 +645,8 @@ impl Printer<'_> {
                 let _ = writeln!(out, "enum {name} {{");
                 for v in values {
                     self.description(out, "  ", v.description.as_deref());
-                    let _ = writeln!(
-                        out,
-                        "  {}{}",
-                        v.name,
-                        deprecation(v.is_deprecated, v.deprecation_reason.as_deref())
-                    );
+                    let _ =
+                        writeln!(out, "  {}{}", v.name, deprecation(v.is_deprecated, v.deprecation_reason.as_deref()));
                 }
                 out.push_str("}\n");
             }
@@ -722,10 +666,7 @@ impl Printer<'_> {
                 out.push_str("}\n");
             }
             TypeKind::List | TypeKind::NonNull => {
-                return Err(invalid(format!(
-                    "`{name}` is listed as a type but is a {:?} wrapper",
-                    t.kind
-                )));
+                return Err(invalid(format!("`{name}` is listed as a type but is a {:?} wrapper", t.kind)));
             }
         }
         Ok(())
@@ -736,10 +677,8 @@ impl Printer<'_> {
         if args.is_empty() {
             return Ok(String::new());
         }
-        let printed = args
-            .iter()
-            .map(|a| self.input_value(a, &format!("{at}({}:)", a.name)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let printed =
+            args.iter().map(|a| self.input_value(a, &format!("{at}({}:)", a.name))).collect::<Result<Vec<_>, _>>()?;
         if args.iter().all(|a| a.description.as_deref().is_none_or(str::is_empty)) {
             return Ok(format!("({})", printed.join(", ")));
         }
@@ -767,20 +706,16 @@ impl Printer<'_> {
         let invalid = FetchSchemaError::InvalidIntrospection;
         match t.kind {
             TypeKind::NonNull => {
-                let inner = t
-                    .of_type
-                    .as_deref()
-                    .ok_or_else(|| invalid(format!("{at}: a NON_NULL type without `ofType`")))?;
+                let inner =
+                    t.of_type.as_deref().ok_or_else(|| invalid(format!("{at}: a NON_NULL type without `ofType`")))?;
                 if inner.kind == TypeKind::NonNull {
                     return Err(invalid(format!("{at}: NON_NULL of NON_NULL")));
                 }
                 Ok(format!("{}!", self.type_ref(inner, at)?))
             }
             TypeKind::List => {
-                let inner = t
-                    .of_type
-                    .as_deref()
-                    .ok_or_else(|| invalid(format!("{at}: a LIST type without `ofType`")))?;
+                let inner =
+                    t.of_type.as_deref().ok_or_else(|| invalid(format!("{at}: a LIST type without `ofType`")))?;
                 Ok(format!("[{}]", self.type_ref(inner, at)?))
             }
             _ => self.named(t, at),
@@ -882,16 +817,9 @@ impl OurQueries {
         paths.sort();
         let mut files = Vec::with_capacity(paths.len());
         for path in paths {
-            let entity = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    io(&path)(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        "the file name is not UTF-8",
-                    ))
-                })?;
+            let entity = path.file_stem().and_then(|s| s.to_str()).map(str::to_string).ok_or_else(|| {
+                io(&path)(std::io::Error::new(std::io::ErrorKind::InvalidData, "the file name is not UTF-8"))
+            })?;
             files.push((entity, std::fs::read_to_string(&path).map_err(io(&path))?));
         }
         let hints_path = schema_dir.join("type-hints.toml");
@@ -910,14 +838,9 @@ impl OurQueries {
         let files: Vec<codegen::QueryFile> = self
             .files
             .iter()
-            .map(|(entity, text)| codegen::QueryFile {
-                entity: entity.clone(),
-                text: text.clone(),
-            })
+            .map(|(entity, text)| codegen::QueryFile { entity: entity.clone(), text: text.clone() })
             .collect();
-        codegen::analyze(schema_sdl, &files, &self.type_hints)
-            .map(drop)
-            .map_err(FetchSchemaError::BreaksOurQueries)
+        codegen::analyze(schema_sdl, &files, &self.type_hints).map(drop).map_err(FetchSchemaError::BreaksOurQueries)
     }
 }
 
@@ -945,62 +868,17 @@ pub struct EntityChanges {
 /// (then a removal or retyping breaks them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    TypeAdded {
-        type_name: String,
-    },
-    TypeRemoved {
-        type_name: String,
-    },
-    TypeKindChanged {
-        type_name: String,
-        from: &'static str,
-        to: &'static str,
-    },
-    FieldAdded {
-        type_name: String,
-        field: String,
-        ty: String,
-    },
-    FieldRemoved {
-        type_name: String,
-        field: String,
-        ty: String,
-        selected: bool,
-    },
-    FieldRetyped {
-        type_name: String,
-        field: String,
-        from: String,
-        to: String,
-        selected: bool,
-    },
-    ArgumentAdded {
-        type_name: String,
-        field: String,
-        argument: String,
-        ty: String,
-    },
-    ArgumentRemoved {
-        type_name: String,
-        field: String,
-        argument: String,
-        ty: String,
-    },
-    ArgumentRetyped {
-        type_name: String,
-        field: String,
-        argument: String,
-        from: String,
-        to: String,
-    },
-    EnumValueAdded {
-        type_name: String,
-        value: String,
-    },
-    EnumValueRemoved {
-        type_name: String,
-        value: String,
-    },
+    TypeAdded { type_name: String },
+    TypeRemoved { type_name: String },
+    TypeKindChanged { type_name: String, from: &'static str, to: &'static str },
+    FieldAdded { type_name: String, field: String, ty: String },
+    FieldRemoved { type_name: String, field: String, ty: String, selected: bool },
+    FieldRetyped { type_name: String, field: String, from: String, to: String, selected: bool },
+    ArgumentAdded { type_name: String, field: String, argument: String, ty: String },
+    ArgumentRemoved { type_name: String, field: String, argument: String, ty: String },
+    ArgumentRetyped { type_name: String, field: String, argument: String, from: String, to: String },
+    EnumValueAdded { type_name: String, value: String },
+    EnumValueRemoved { type_name: String, value: String },
 }
 
 impl fmt::Display for Change {
@@ -1011,46 +889,19 @@ impl fmt::Display for Change {
             Change::TypeRemoved { type_name } => write!(f, "removed  type {type_name}"),
             Change::TypeKindChanged { type_name, from, to } => write!(f, "changed  type {type_name}: {from} → {to}"),
             Change::FieldAdded { type_name, field, ty } => write!(f, "added    {type_name}.{field}: {ty}"),
-            Change::FieldRemoved {
-                type_name,
-                field,
-                ty,
-                selected: s,
-            } => {
+            Change::FieldRemoved { type_name, field, ty, selected: s } => {
                 write!(f, "removed  {type_name}.{field}: {ty}{}", selected(*s))
             }
-            Change::FieldRetyped {
-                type_name,
-                field,
-                from,
-                to,
-                selected: s,
-            } => {
+            Change::FieldRetyped { type_name, field, from, to, selected: s } => {
                 write!(f, "retyped  {type_name}.{field}: {from} → {to}{}", selected(*s))
             }
-            Change::ArgumentAdded {
-                type_name,
-                field,
-                argument,
-                ty,
-            } => {
+            Change::ArgumentAdded { type_name, field, argument, ty } => {
                 write!(f, "added    {type_name}.{field}({argument}: {ty})")
             }
-            Change::ArgumentRemoved {
-                type_name,
-                field,
-                argument,
-                ty,
-            } => {
+            Change::ArgumentRemoved { type_name, field, argument, ty } => {
                 write!(f, "removed  {type_name}.{field}({argument}: {ty})")
             }
-            Change::ArgumentRetyped {
-                type_name,
-                field,
-                argument,
-                from,
-                to,
-            } => {
+            Change::ArgumentRetyped { type_name, field, argument, from, to } => {
                 write!(f, "retyped  {type_name}.{field}({argument}:): {from} → {to}")
             }
             Change::EnumValueAdded { type_name, value } => write!(f, "added    {type_name}.{value}"),
@@ -1087,31 +938,20 @@ pub fn diff(old_sdl: &str, new_sdl: &str, queries: &OurQueries) -> Result<Schema
     let new = Model::parse(new_sdl).map_err(FetchSchemaError::SdlDoesNotParse)?;
     let mut entities = Vec::new();
     for (entity, text) in &queries.files {
-        let document = q::parse_query::<String>(text).map_err(|e| FetchSchemaError::QueryDoesNotParse {
-            entity: entity.clone(),
-            message: e.to_string(),
-        })?;
+        let document = q::parse_query::<String>(text)
+            .map_err(|e| FetchSchemaError::QueryDoesNotParse { entity: entity.clone(), message: e.to_string() })?;
         let mut usage = Usage::default();
         usage.walk(&old, &document);
         usage.walk(&new, &document);
         let changes = usage.changes(&old, &new);
         if !changes.is_empty() {
-            entities.push(EntityChanges {
-                entity: entity.clone(),
-                changes,
-            });
+            entities.push(EntityChanges { entity: entity.clone(), changes });
         }
     }
     let old_roots = old.root_fields();
-    let new_change_feeds = new
-        .root_fields()
-        .into_iter()
-        .filter(|f| f.ends_with("_deltas") && !old_roots.contains(f))
-        .collect();
-    Ok(SchemaDiff {
-        entities,
-        new_change_feeds,
-    })
+    let new_change_feeds =
+        new.root_fields().into_iter().filter(|f| f.ends_with("_deltas") && !old_roots.contains(f)).collect();
+    Ok(SchemaDiff { entities, new_change_feeds })
 }
 
 /// The parts of a schema the diff compares.
@@ -1140,11 +980,7 @@ impl Model {
         for name in BUILT_IN_SCALARS {
             types.insert(
                 name.to_string(),
-                TypeModel {
-                    kind: "scalar",
-                    fields: BTreeMap::new(),
-                    enum_values: BTreeSet::new(),
-                },
+                TypeModel { kind: "scalar", fields: BTreeMap::new(), enum_values: BTreeSet::new() },
             );
         }
         let mut query = "Query".to_string();
@@ -1157,77 +993,29 @@ impl Model {
                     continue;
                 }
                 s::Definition::TypeDefinition(s::TypeDefinition::Object(t)) => {
-                    let fields = t
-                        .fields
-                        .iter()
-                        .map(|f| (f.name.clone(), field_model(&f.field_type, &f.arguments)))
-                        .collect();
-                    (
-                        t.name,
-                        TypeModel {
-                            kind: "object",
-                            fields,
-                            enum_values: BTreeSet::new(),
-                        },
-                    )
+                    let fields =
+                        t.fields.iter().map(|f| (f.name.clone(), field_model(&f.field_type, &f.arguments))).collect();
+                    (t.name, TypeModel { kind: "object", fields, enum_values: BTreeSet::new() })
                 }
                 s::Definition::TypeDefinition(s::TypeDefinition::Interface(t)) => {
-                    let fields = t
-                        .fields
-                        .iter()
-                        .map(|f| (f.name.clone(), field_model(&f.field_type, &f.arguments)))
-                        .collect();
-                    (
-                        t.name,
-                        TypeModel {
-                            kind: "interface",
-                            fields,
-                            enum_values: BTreeSet::new(),
-                        },
-                    )
+                    let fields =
+                        t.fields.iter().map(|f| (f.name.clone(), field_model(&f.field_type, &f.arguments))).collect();
+                    (t.name, TypeModel { kind: "interface", fields, enum_values: BTreeSet::new() })
                 }
                 s::Definition::TypeDefinition(s::TypeDefinition::InputObject(t)) => {
-                    let fields = t
-                        .fields
-                        .iter()
-                        .map(|f| (f.name.clone(), field_model(&f.value_type, &[])))
-                        .collect();
-                    (
-                        t.name,
-                        TypeModel {
-                            kind: "input",
-                            fields,
-                            enum_values: BTreeSet::new(),
-                        },
-                    )
+                    let fields = t.fields.iter().map(|f| (f.name.clone(), field_model(&f.value_type, &[]))).collect();
+                    (t.name, TypeModel { kind: "input", fields, enum_values: BTreeSet::new() })
                 }
                 s::Definition::TypeDefinition(s::TypeDefinition::Enum(t)) => {
                     let enum_values = t.values.iter().map(|v| v.name.clone()).collect();
-                    (
-                        t.name,
-                        TypeModel {
-                            kind: "enum",
-                            fields: BTreeMap::new(),
-                            enum_values,
-                        },
-                    )
+                    (t.name, TypeModel { kind: "enum", fields: BTreeMap::new(), enum_values })
                 }
-                s::Definition::TypeDefinition(s::TypeDefinition::Scalar(t)) => (
-                    t.name,
-                    TypeModel {
-                        kind: "scalar",
-                        fields: BTreeMap::new(),
-                        enum_values: BTreeSet::new(),
-                    },
-                ),
-                s::Definition::TypeDefinition(s::TypeDefinition::Union(t)) => (
-                    t.name,
-                    TypeModel {
-                        kind: "union",
-                        fields: BTreeMap::new(),
-                        enum_values: BTreeSet::new(),
-                    },
-                ),
+                s::Definition::TypeDefinition(s::TypeDefinition::Scalar(t)) => {
+                    (t.name, TypeModel { kind: "scalar", fields: BTreeMap::new(), enum_values: BTreeSet::new() })
+                }
+                s::Definition::TypeDefinition(s::TypeDefinition::Union(t)) => {
+                    (t.name, TypeModel { kind: "union", fields: BTreeMap::new(), enum_values: BTreeSet::new() })
+                }
                 s::Definition::TypeExtension(_) | s::Definition::DirectiveDefinition(_) => continue,
             };
             types.insert(name, model);
@@ -1240,9 +1028,7 @@ impl Model {
     }
 
     fn root_fields(&self) -> BTreeSet<String> {
-        self.root()
-            .map(|r| r.fields.keys().cloned().collect())
-            .unwrap_or_default()
+        self.root().map(|r| r.fields.keys().cloned().collect()).unwrap_or_default()
     }
 }
 
@@ -1252,12 +1038,7 @@ fn field_model(ty: &s::Type<'_, String>, args: &[s::InputValue<'_, String>]) -> 
         named: named_type(ty).to_string(),
         args: args
             .iter()
-            .map(|a| {
-                (
-                    a.name.clone(),
-                    (a.value_type.to_string(), named_type(&a.value_type).to_string()),
-                )
-            })
+            .map(|a| (a.name.clone(), (a.value_type.to_string(), named_type(&a.value_type).to_string())))
             .collect(),
     }
 }
@@ -1388,18 +1169,10 @@ impl Usage {
             }
             match (old.types.get(type_name), new.types.get(type_name)) {
                 (None, None) => {}
-                (Some(_), None) => changes.push(Change::TypeRemoved {
-                    type_name: type_name.clone(),
-                }),
-                (None, Some(_)) => changes.push(Change::TypeAdded {
-                    type_name: type_name.clone(),
-                }),
+                (Some(_), None) => changes.push(Change::TypeRemoved { type_name: type_name.clone() }),
+                (None, Some(_)) => changes.push(Change::TypeAdded { type_name: type_name.clone() }),
                 (Some(o), Some(n)) if o.kind != n.kind => {
-                    changes.push(Change::TypeKindChanged {
-                        type_name: type_name.clone(),
-                        from: o.kind,
-                        to: n.kind,
-                    });
+                    changes.push(Change::TypeKindChanged { type_name: type_name.clone(), from: o.kind, to: n.kind });
                 }
                 (Some(o), Some(n)) => {
                     let names: BTreeSet<&String> = o.fields.keys().chain(n.fields.keys()).collect();
@@ -1407,16 +1180,10 @@ impl Usage {
                         self.field_changes(type_name, field, o.fields.get(field), n.fields.get(field), &mut changes);
                     }
                     for value in o.enum_values.difference(&n.enum_values) {
-                        changes.push(Change::EnumValueRemoved {
-                            type_name: type_name.clone(),
-                            value: value.clone(),
-                        });
+                        changes.push(Change::EnumValueRemoved { type_name: type_name.clone(), value: value.clone() });
                     }
                     for value in n.enum_values.difference(&o.enum_values) {
-                        changes.push(Change::EnumValueAdded {
-                            type_name: type_name.clone(),
-                            value: value.clone(),
-                        });
+                        changes.push(Change::EnumValueAdded { type_name: type_name.clone(), value: value.clone() });
                     }
                 }
             }
@@ -1437,17 +1204,8 @@ impl Usage {
         let (type_name, field) = (type_name.to_string(), field.to_string());
         match (old, new) {
             (None, None) => {}
-            (Some(o), None) => out.push(Change::FieldRemoved {
-                type_name,
-                field,
-                ty: o.ty.clone(),
-                selected,
-            }),
-            (None, Some(n)) => out.push(Change::FieldAdded {
-                type_name,
-                field,
-                ty: n.ty.clone(),
-            }),
+            (Some(o), None) => out.push(Change::FieldRemoved { type_name, field, ty: o.ty.clone(), selected }),
+            (None, Some(n)) => out.push(Change::FieldAdded { type_name, field, ty: n.ty.clone() }),
             (Some(o), Some(n)) => {
                 if o.ty != n.ty {
                     out.push(Change::FieldRetyped {
@@ -1465,18 +1223,12 @@ impl Usage {
                 for argument in arguments {
                     let (type_name, field, argument) = (type_name.clone(), field.clone(), argument.clone());
                     match (o.args.get(&argument), n.args.get(&argument)) {
-                        (Some((from, _)), None) => out.push(Change::ArgumentRemoved {
-                            type_name,
-                            field,
-                            argument,
-                            ty: from.clone(),
-                        }),
-                        (None, Some((to, _))) => out.push(Change::ArgumentAdded {
-                            type_name,
-                            field,
-                            argument,
-                            ty: to.clone(),
-                        }),
+                        (Some((from, _)), None) => {
+                            out.push(Change::ArgumentRemoved { type_name, field, argument, ty: from.clone() })
+                        }
+                        (None, Some((to, _))) => {
+                            out.push(Change::ArgumentAdded { type_name, field, argument, ty: to.clone() })
+                        }
                         (Some((from, _)), Some((to, _))) if from != to => out.push(Change::ArgumentRetyped {
                             type_name,
                             field,
@@ -1503,15 +1255,9 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), FetchSchemaError>
         let path = path.to_path_buf();
         move |source| FetchSchemaError::Io { path, source }
     };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name = path.file_name().ok_or_else(|| {
-        io(path)(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the output path names no file",
-        ))
+        io(path)(std::io::Error::new(std::io::ErrorKind::InvalidInput, "the output path names no file"))
     })?;
     let temp = dir.join(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
     let result = (|| {
@@ -1531,9 +1277,7 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), FetchSchemaError>
 pub fn run(args: Args) -> anyhow::Result<()> {
     let key = ApiKey::from_env()?;
     let endpoint = Endpoint::parse(&args.endpoint)?;
-    let schema_dir = args
-        .schema_dir
-        .unwrap_or_else(|| crate::workspace_root().join("schema"));
+    let schema_dir = args.schema_dir.unwrap_or_else(|| crate::workspace_root().join("schema"));
     let output = args.output.unwrap_or_else(|| schema_dir.join("xledger.graphql"));
     // Read the queries first: a broken checkout should fail before spending an API request.
     let queries = OurQueries::load(&schema_dir)?;
@@ -1553,11 +1297,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(changes) => write!(stdout, "{changes}")?,
             Err(e) => writeln!(stdout, "Schema diff: cannot compare with {}: {e}", output.display())?,
         },
-        None => writeln!(
-            stdout,
-            "Schema diff: {} does not exist yet, nothing to compare with.",
-            output.display()
-        )?,
+        None => writeln!(stdout, "Schema diff: {} does not exist yet, nothing to compare with.", output.display())?,
     }
     stdout.flush()?;
 
@@ -1573,11 +1313,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("warning: --force: writing a schema that breaks our queries; the build fails until they are fixed");
     }
     if old.as_deref().is_some_and(|old| schema_body(old) == schema_body(&sdl)) {
-        writeln!(
-            stdout,
-            "fetch-schema: the schema is unchanged; {} left as it is.",
-            output.display()
-        )?;
+        writeln!(stdout, "fetch-schema: the schema is unchanged; {} left as it is.", output.display())?;
         return Ok(());
     }
     if args.dry_run {

@@ -92,7 +92,11 @@ pub fn check_linux_x86_64_executable(bytes: &[u8]) -> anyhow::Result<()> {
     }
     let machine = u16::from_le_bytes([bytes[18], bytes[19]]);
     if bytes[4] != CLASS_64 || bytes[5] != LITTLE_ENDIAN || machine != MACHINE_X86_64 {
-        bail!("an ELF file for another machine (class {}, data {}, machine {machine:#x}); expected x86-64", bytes[4], bytes[5]);
+        bail!(
+            "an ELF file for another machine (class {}, data {}, machine {machine:#x}); expected x86-64",
+            bytes[4],
+            bytes[5]
+        );
     }
     Ok(())
 }
@@ -119,7 +123,10 @@ pub fn app_files(functions_dir: &Path) -> anyhow::Result<(PathBuf, Vec<String>)>
     for entry in std::fs::read_dir(functions_dir).with_context(|| format!("listing {}", functions_dir.display()))? {
         let entry = entry.with_context(|| format!("listing {}", functions_dir.display()))?;
         if entry.path().join("function.json").is_file() {
-            let name = entry.file_name().into_string().map_err(|name| anyhow::anyhow!("function folder name {name:?} is not UTF-8"))?;
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|name| anyhow::anyhow!("function folder name {name:?} is not UTF-8"))?;
             functions.push(name);
         }
     }
@@ -145,26 +152,44 @@ pub fn package_app(functions_dir: &Path, binary: &Path, output: &Path) -> anyhow
     add_file(&mut zip, &mut entries, "host.json", &host_json, FILE_MODE)?;
     for function in &functions {
         let folder = format!("{function}/");
-        zip.add_directory(folder.as_str(), entry_options(EXECUTABLE_MODE)).with_context(|| format!("adding {folder}"))?;
+        zip.add_directory(folder.as_str(), entry_options(EXECUTABLE_MODE))
+            .with_context(|| format!("adding {folder}"))?;
         entries.push(folder);
-        add_file(&mut zip, &mut entries, &format!("{function}/function.json"), &functions_dir.join(function).join("function.json"), FILE_MODE)?;
+        add_file(
+            &mut zip,
+            &mut entries,
+            &format!("{function}/function.json"),
+            &functions_dir.join(function).join("function.json"),
+            FILE_MODE,
+        )?;
     }
     add_file(&mut zip, &mut entries, EXECUTABLE_NAME, binary, EXECUTABLE_MODE)?;
     let writer = zip.finish().with_context(|| format!("finishing {}", temporary.display()))?;
-    let file = writer.into_inner().map_err(|err| anyhow::anyhow!("flushing {}: {}", temporary.display(), err.error()))?;
+    let file =
+        writer.into_inner().map_err(|err| anyhow::anyhow!("flushing {}: {}", temporary.display(), err.error()))?;
     file.sync_all().with_context(|| format!("syncing {}", temporary.display()))?;
     drop(file);
-    std::fs::rename(&temporary, output).with_context(|| format!("renaming {} to {}", temporary.display(), output.display()))?;
+    std::fs::rename(&temporary, output)
+        .with_context(|| format!("renaming {} to {}", temporary.display(), output.display()))?;
     let bytes = std::fs::metadata(output).with_context(|| format!("reading the size of {}", output.display()))?.len();
     Ok(Package { path: output.to_path_buf(), bytes, entries })
 }
 
 /// Deflated, stamped 1980-01-01 (reproducible), with the given unix mode.
 fn entry_options(mode: u32) -> SimpleFileOptions {
-    SimpleFileOptions::default().compression_method(CompressionMethod::Deflated).last_modified_time(DateTime::default()).unix_permissions(mode)
+    SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .last_modified_time(DateTime::default())
+        .unix_permissions(mode)
 }
 
-fn add_file<W: Write + std::io::Seek>(zip: &mut ZipWriter<W>, entries: &mut Vec<String>, name: &str, source: &Path, mode: u32) -> anyhow::Result<()> {
+fn add_file<W: Write + std::io::Seek>(
+    zip: &mut ZipWriter<W>,
+    entries: &mut Vec<String>,
+    name: &str,
+    source: &Path,
+    mode: u32,
+) -> anyhow::Result<()> {
     let bytes = std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
     zip.start_file(name, entry_options(mode)).with_context(|| format!("adding {name}"))?;
     zip.write_all(&bytes).with_context(|| format!("writing {name}"))?;

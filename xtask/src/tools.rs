@@ -52,7 +52,16 @@ pub fn ensure_duckdb() -> anyhow::Result<PathBuf> {
     eprintln!("xtask: installing {DUCKDB_REQUIREMENT} into {}", target.display());
     std::fs::create_dir_all(&target)?;
     let status = Command::new(python())
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--root-user-action=ignore", "--upgrade", "--target"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--root-user-action=ignore",
+            "--upgrade",
+            "--target",
+        ])
         .arg(&target)
         .arg(DUCKDB_REQUIREMENT)
         .status()

@@ -48,16 +48,11 @@ fn sdl_of(response: &Value) -> String {
 }
 
 fn types(response: &mut Value) -> &mut Vec<Value> {
-    response["data"]["__schema"]["types"]
-        .as_array_mut()
-        .expect("types array")
+    response["data"]["__schema"]["types"].as_array_mut().expect("types array")
 }
 
 fn type_mut<'a>(response: &'a mut Value, name: &str) -> &'a mut Value {
-    types(response)
-        .iter_mut()
-        .find(|t| t["name"] == name)
-        .unwrap_or_else(|| panic!("fixture has no type {name}"))
+    types(response).iter_mut().find(|t| t["name"] == name).unwrap_or_else(|| panic!("fixture has no type {name}"))
 }
 
 fn fields_mut<'a>(response: &'a mut Value, type_name: &str, key: &str) -> &'a mut Vec<Value> {
@@ -172,18 +167,11 @@ async fn fetch_refuses_a_graphql_errors_response_and_redacts_an_echoed_key() {
         json!({ "errors": [{ "message": format!("Bad format for API Token {KEY}"), "code": "UNAUTHENTICATED" }] });
     let server = server(200, body).await;
 
-    let err = fetch_from(endpoint_of(&server))
-        .await
-        .expect_err("errors must be refused");
+    let err = fetch_from(endpoint_of(&server)).await.expect_err("errors must be refused");
 
-    let FetchSchemaError::GraphqlErrors { status, messages, .. } = &err else {
-        panic!("{err:?}")
-    };
+    let FetchSchemaError::GraphqlErrors { status, messages, .. } = &err else { panic!("{err:?}") };
     assert_eq!(*status, 200);
-    assert_eq!(
-        messages,
-        &["Bad format for API Token <redacted> [UNAUTHENTICATED]".to_string()]
-    );
+    assert_eq!(messages, &["Bad format for API Token <redacted> [UNAUTHENTICATED]".to_string()]);
     assert!(!err.to_string().contains(KEY));
 }
 
@@ -193,19 +181,14 @@ async fn fetch_refuses_an_http_error_status() {
 
     let err = fetch_from(endpoint_of(&server)).await.expect_err("503 must be refused");
 
-    assert!(
-        matches!(err, FetchSchemaError::HttpStatus { status: 503, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, FetchSchemaError::HttpStatus { status: 503, .. }), "{err:?}");
 }
 
 #[tokio::test]
 async fn fetch_refuses_a_response_without_schema() {
     let server = server(200, json!({ "data": {} })).await;
 
-    let err = fetch_from(endpoint_of(&server))
-        .await
-        .expect_err("a missing __schema must be refused");
+    let err = fetch_from(endpoint_of(&server)).await.expect_err("a missing __schema must be refused");
 
     assert!(matches!(err, FetchSchemaError::MissingSchema { .. }), "{err:?}");
 }
@@ -216,14 +199,8 @@ fn from_response_refuses_null_schema_and_non_json() {
     let null_schema = Introspection::from_response(&endpoint, 200, r#"{"data":{"__schema":null}}"#);
     let not_json = Introspection::from_response(&endpoint, 200, "<html>Gateway</html>");
 
-    assert!(
-        matches!(null_schema, Err(FetchSchemaError::MissingSchema { .. })),
-        "{null_schema:?}"
-    );
-    assert!(
-        matches!(not_json, Err(FetchSchemaError::NotGraphqlResponse { .. })),
-        "{not_json:?}"
-    );
+    assert!(matches!(null_schema, Err(FetchSchemaError::MissingSchema { .. })), "{null_schema:?}");
+    assert!(matches!(not_json, Err(FetchSchemaError::NotGraphqlResponse { .. })), "{not_json:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -279,11 +256,7 @@ fn to_sdl_writes_header_schema_and_types_sorted_by_name() {
         .filter(|n| !n.starts_with("__") && !["Boolean", "Float", "ID", "Int", "String"].contains(n))
         .map(str::to_string)
         .collect();
-    assert_eq!(
-        names.len(),
-        expected.len(),
-        "every fixture type except built-in scalars and __* types: {names:?}"
-    );
+    assert_eq!(names.len(), expected.len(), "every fixture type except built-in scalars and __* types: {names:?}");
     assert!(
         sdl.contains("type Timesheet {\n  activity: Activity\n  assignmentDate: String\n  \"Free text."),
         "fields sorted inside a type:\n{sdl}"
@@ -307,14 +280,8 @@ fn to_sdl_keeps_descriptions_arguments_defaults_deprecations_and_custom_directiv
     ] {
         assert!(sdl.contains(expected), "missing {expected:?} in:\n{sdl}");
     }
-    for omitted in [
-        "__Schema",
-        "__Type",
-        "scalar String",
-        "scalar Boolean",
-        "directive @skip",
-        "directive @deprecated",
-    ] {
+    for omitted in ["__Schema", "__Type", "scalar String", "scalar Boolean", "directive @skip", "directive @deprecated"]
+    {
         assert!(!sdl.contains(omitted), "{omitted:?} must be omitted");
     }
 }
@@ -369,13 +336,8 @@ fn check_refuses_a_schema_without_a_field_our_queries_select() {
 
     let err = fixture_queries().check(&sdl_of(&new)).expect_err("breaks timesheets");
 
-    let FetchSchemaError::BreaksOurQueries(message) = err else {
-        panic!("{err:?}")
-    };
-    assert!(
-        message.contains("timesheets.graphql") && message.contains("no field `workingHours`"),
-        "{message}"
-    );
+    let FetchSchemaError::BreaksOurQueries(message) = err else { panic!("{err:?}") };
+    assert!(message.contains("timesheets.graphql") && message.contains("no field `workingHours`"), "{message}");
 }
 
 #[test]
@@ -383,13 +345,7 @@ fn diff_lists_a_retyped_and_a_removed_field_of_an_entity() {
     let old = sdl_of(&fixture_json());
     let mut new = fixture_json();
     add_scalar(&mut new, "Decimal");
-    set_field_type(
-        &mut new,
-        "Timesheet",
-        "fields",
-        "workingHours",
-        named("SCALAR", "Decimal"),
-    );
+    set_field_type(&mut new, "Timesheet", "fields", "workingHours", named("SCALAR", "Decimal"));
     remove_field(&mut new, "Timesheet", "hourlyRevenueCurrency");
 
     let changes = diff(&old, &sdl_of(&new), &fixture_queries()).expect("diff");
@@ -440,11 +396,7 @@ fn diff_says_no_changes_and_names_new_change_feeds() {
     let old = sdl_of(&fixture_json());
     let mut new = fixture_json();
     let root = fields_mut(&mut new, "Query", "fields");
-    let mut feed = root
-        .iter()
-        .find(|f| f["name"] == "project_deltas")
-        .expect("project_deltas")
-        .clone();
+    let mut feed = root.iter().find(|f| f["name"] == "project_deltas").expect("project_deltas").clone();
     feed["name"] = json!("employee_deltas");
     let mut other = feed.clone();
     other["name"] = json!("accounts");
@@ -454,10 +406,7 @@ fn diff_says_no_changes_and_names_new_change_feeds() {
     let with_feed = diff(&old, &sdl_of(&new), &fixture_queries()).expect("diff");
 
     assert_eq!(unchanged.to_string(), "Schema diff: no changes for our entities.\n");
-    assert_eq!(
-        with_feed.to_string(),
-        "Schema diff: no changes for our entities.\nNew change feeds: employee_deltas\n"
-    );
+    assert_eq!(with_feed.to_string(), "Schema diff: no changes for our entities.\nNew change feeds: employee_deltas\n");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -474,16 +423,8 @@ fn endpoint_refuses_plain_http_except_on_loopback() {
     ] {
         assert!(Endpoint::parse(ok).is_ok(), "{ok}");
     }
-    for refused in [
-        "http://demo.xledger.net/graphql",
-        "http://10.0.0.1/graphql",
-        "ftp://127.0.0.1/",
-        "not a url",
-    ] {
-        assert!(
-            matches!(Endpoint::parse(refused), Err(FetchSchemaError::BadEndpoint { .. })),
-            "{refused}"
-        );
+    for refused in ["http://demo.xledger.net/graphql", "http://10.0.0.1/graphql", "ftp://127.0.0.1/", "not a url"] {
+        assert!(matches!(Endpoint::parse(refused), Err(FetchSchemaError::BadEndpoint { .. })), "{refused}");
     }
 }
 
@@ -499,14 +440,8 @@ fn api_key_debug_is_redacted_and_bad_keys_are_refused() {
     let key = ApiKey::new(KEY.to_string()).expect("key");
 
     assert_eq!(format!("{key:?}"), "ApiKey(<redacted>)");
-    assert!(matches!(
-        ApiKey::new("  ".to_string()),
-        Err(FetchSchemaError::MissingApiKey)
-    ));
-    assert!(matches!(
-        ApiKey::new("a\nb".to_string()),
-        Err(FetchSchemaError::InvalidApiKey)
-    ));
+    assert!(matches!(ApiKey::new("  ".to_string()), Err(FetchSchemaError::MissingApiKey)));
+    assert!(matches!(ApiKey::new("a\nb".to_string()), Err(FetchSchemaError::InvalidApiKey)));
 }
 
 #[test]
@@ -518,10 +453,7 @@ fn write_atomically_replaces_the_file_and_leaves_no_temporary_file() {
     write_atomically(&path, "new").expect("write");
 
     assert_eq!(std::fs::read_to_string(&path).expect("read"), "new");
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("list")
-        .map(|e| e.expect("entry").file_name())
-        .collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("xledger.graphql")]);
 }
 
@@ -541,27 +473,12 @@ async fn run_writes_the_schema_then_leaves_an_unchanged_one_alone_and_never_show
 
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert!(second.status.success(), "{}", text(&second.stderr));
-    assert!(
-        text(&first.stdout).contains("does not exist yet"),
-        "{}",
-        text(&first.stdout)
-    );
+    assert!(text(&first.stdout).contains("does not exist yet"), "{}", text(&first.stdout));
     assert!(text(&second.stdout).contains("Schema diff: no changes for our entities.\n"));
-    assert!(
-        text(&second.stdout).contains("the schema is unchanged"),
-        "{}",
-        text(&second.stdout)
-    );
-    assert_eq!(
-        std::fs::read(&output).expect("read"),
-        written,
-        "second run must not rewrite"
-    );
+    assert!(text(&second.stdout).contains("the schema is unchanged"), "{}", text(&second.stdout));
+    assert_eq!(std::fs::read(&output).expect("read"), written, "second run must not rewrite");
     let written = String::from_utf8(written).expect("utf-8");
-    assert!(written.starts_with(&format!(
-        "# Xledger GraphQL schema, fetched from {} on ",
-        endpoint_of(&server)
-    )));
+    assert!(written.starts_with(&format!("# Xledger GraphQL schema, fetched from {} on ", endpoint_of(&server))));
     assert!(fixture_queries().check(&written).is_ok());
     assert!(!written.contains(KEY));
     assert_no_key(&first);
@@ -584,11 +501,7 @@ async fn run_refuses_a_schema_that_breaks_our_queries_unless_forced() {
 
     assert!(!refused.status.success());
     assert!(text(&refused.stdout).contains("removed  Timesheet.workingHours: String  (selected by our queries)"));
-    assert!(
-        text(&refused.stderr).contains("the new schema breaks our queries"),
-        "{}",
-        text(&refused.stderr)
-    );
+    assert!(text(&refused.stderr).contains("the new schema breaks our queries"), "{}", text(&refused.stderr));
     assert_eq!(after_refusal, current, "a refused schema must not be written");
     assert!(forced.status.success(), "{}", text(&forced.stderr));
     assert!(text(&forced.stderr).contains("warning: --force"));
@@ -633,11 +546,7 @@ async fn run_refuses_an_errors_response_and_creates_no_file() {
         text(&run.stderr).contains("the API answered with errors (HTTP 200): Bad format for API Token. Got <redacted>")
     );
     assert!(!output.exists());
-    assert_eq!(
-        std::fs::read_dir(dir.path()).expect("list").count(),
-        0,
-        "no temporary file left"
-    );
+    assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0, "no temporary file left");
     assert_no_key(&run);
 }
 

@@ -87,8 +87,12 @@ fn host_json_starts_the_packaged_executable_as_a_custom_handler() {
     assert_eq!(host["customHandler"]["description"]["arguments"], json!(["serve"]));
     assert_eq!(host["customHandler"]["enableForwardingHttpRequest"], false, "the handler speaks the invocation format");
     assert_eq!(host["extensionBundle"]["id"], "Microsoft.Azure.Functions.ExtensionBundle");
-    let timeout = host["functionTimeout"].as_str().expect("host.json sets functionTimeout: passes derive their deadline from it");
-    assert!(timeout.len() == 8 && timeout.as_bytes()[2] == b':' && timeout.as_bytes()[5] == b':', "functionTimeout {timeout:?} is hh:mm:ss");
+    let timeout =
+        host["functionTimeout"].as_str().expect("host.json sets functionTimeout: passes derive their deadline from it");
+    assert!(
+        timeout.len() == 8 && timeout.as_bytes()[2] == b':' && timeout.as_bytes()[5] == b':',
+        "functionTimeout {timeout:?} is hh:mm:ss"
+    );
 }
 
 #[test]
@@ -98,11 +102,19 @@ fn terraform_sets_every_app_setting_the_functions_refer_to() {
 
     for def in catalog::FUNCTIONS {
         if let catalog::Trigger::Timer { schedule_setting } = def.trigger {
-            assert!(module.contains(&format!("{schedule_setting} ")), "main.tf must set the app setting {schedule_setting}");
+            assert!(
+                module.contains(&format!("{schedule_setting} ")),
+                "main.tf must set the app setting {schedule_setting}"
+            );
         }
     }
-    assert!(variables.contains(&format!("default     = \"{}\"", catalog::DEFAULT_SYNC_SCHEDULE)), "the default schedule is the handler's");
-    for setting in ["SYNC_ENTITIES", "XLEDGER_API_KEY", "XLEDGER_LAKE", "XLEDGER_STATE", "AzureWebJobsStorage__credential"] {
+    assert!(
+        variables.contains(&format!("default     = \"{}\"", catalog::DEFAULT_SYNC_SCHEDULE)),
+        "the default schedule is the handler's"
+    );
+    for setting in
+        ["SYNC_ENTITIES", "XLEDGER_API_KEY", "XLEDGER_LAKE", "XLEDGER_STATE", "AzureWebJobsStorage__credential"]
+    {
         assert!(module.contains(setting), "main.tf must set {setting}");
     }
     assert!(module.contains("runtime_name    = \"custom\""), "the Function App runs a custom handler");
@@ -117,11 +129,20 @@ fn each_environment_has_a_remote_backend_and_its_own_lake_container() {
         let backend = read_text(&folder.join("backend.hcl"));
 
         assert!(main.contains("backend \"azurerm\""), "{environment}: remote state");
-        assert!(main.contains(&format!("environment                  = \"{environment}\"")), "{environment}: module environment");
-        assert!(backend.contains(&format!("key                  = \"xledger-sync/{environment}.tfstate\"")), "{environment}: own state key");
+        assert!(
+            main.contains(&format!("environment                  = \"{environment}\"")),
+            "{environment}: module environment"
+        );
+        assert!(
+            backend.contains(&format!("key                  = \"xledger-sync/{environment}.tfstate\"")),
+            "{environment}: own state key"
+        );
     }
     let module = read_text(&root().join("infrastructure/modules/xledger-sync/main.tf"));
-    assert!(module.contains("lake_container_name = \"xledger-${var.environment}\""), "containers xledger-dev / xledger-prod");
+    assert!(
+        module.contains("lake_container_name = \"xledger-${var.environment}\""),
+        "containers xledger-dev / xledger-prod"
+    );
     assert!(module.contains("is_hns_enabled                  = true"), "the lake is ADLS Gen2");
 }
 
@@ -155,7 +176,11 @@ fn no_secret_is_assigned_in_terraform_code_or_tfvars() {
     for file in files {
         let text = read_text(&file).to_ascii_lowercase();
         for needle in forbidden {
-            assert!(!text.contains(&needle.to_ascii_lowercase()), "{} assigns {needle:?}: secrets belong in Key Vault", file.display());
+            assert!(
+                !text.contains(&needle.to_ascii_lowercase()),
+                "{} assigns {needle:?}: secrets belong in Key Vault",
+                file.display()
+            );
         }
     }
 }

@@ -4,7 +4,9 @@
 use std::io::Read;
 use std::path::Path;
 
-use xtask::package::{EXECUTABLE_MODE, EXECUTABLE_NAME, FILE_MODE, app_files, check_linux_x86_64_executable, human_size, package_app};
+use xtask::package::{
+    EXECUTABLE_MODE, EXECUTABLE_NAME, FILE_MODE, app_files, check_linux_x86_64_executable, human_size, package_app,
+};
 
 /// The start of an x86-64 Linux ELF header, enough for the check.
 fn fake_elf() -> Vec<u8> {
@@ -56,7 +58,14 @@ fn zip_holds_host_json_function_folders_and_the_executable_at_the_root() {
     let names: Vec<String> = zip_entries(&output).into_iter().map(|(name, _, _)| name).collect();
     assert_eq!(
         names,
-        ["host.json", "sync_status/", "sync_status/function.json", "sync_timer/", "sync_timer/function.json", EXECUTABLE_NAME]
+        [
+            "host.json",
+            "sync_status/",
+            "sync_status/function.json",
+            "sync_timer/",
+            "sync_timer/function.json",
+            EXECUTABLE_NAME
+        ]
     );
     assert_eq!(package.entries, names);
     assert_eq!(package.bytes, std::fs::metadata(&output).unwrap().len());
@@ -130,10 +139,18 @@ fn only_x86_64_linux_executables_pass_the_check() {
 
     assert!(check_linux_x86_64_executable(&fake_elf()).is_ok());
     assert!(check_linux_x86_64_executable(&arm64).unwrap_err().to_string().contains("machine 0xb7"));
-    assert!(check_linux_x86_64_executable(b"MZ\x90\x00 a Windows executable").unwrap_err().to_string().contains("not an ELF"));
+    assert!(
+        check_linux_x86_64_executable(b"MZ\x90\x00 a Windows executable")
+            .unwrap_err()
+            .to_string()
+            .contains("not an ELF")
+    );
 }
 
 #[test]
 fn sizes_print_for_people() {
-    assert_eq!((human_size(512), human_size(4096), human_size(13 * 1024 * 1024 + 300 * 1024)), ("512 B".into(), "4 KiB".into(), "13.3 MiB".into()));
+    assert_eq!(
+        (human_size(512), human_size(4096), human_size(13 * 1024 * 1024 + 300 * 1024)),
+        ("512 B".into(), "4 KiB".into(), "13.3 MiB".into())
+    );
 }

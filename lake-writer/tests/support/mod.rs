@@ -55,7 +55,8 @@ pub const WALL_CLOCKS: &[&str] = &[
     "2025-06-30T12:34:56.789",
 ];
 
-const WORDS: &[&str] = &["Ås", "Øvre", "Bjørn", "Consulting", "\"quoted\"", "back\\slash", "Zürich", "株式会社", "line\nbreak", "A/S", ""];
+const WORDS: &[&str] =
+    &["Ås", "Øvre", "Bjørn", "Consulting", "\"quoted\"", "back\\slash", "Zürich", "株式会社", "line\nbreak", "A/S", ""];
 
 /// `count` nodes of `entity` with dbIds from `first_db_id`.
 pub fn nodes(entity: &EntitySpec, first_db_id: i64, count: usize, seed: u64, nulls: NullRates) -> Vec<Value> {

@@ -58,13 +58,19 @@ impl Tracked {
 pub async fn plan(engine: &Engine, entity: &'static EntitySpec, force_full: bool) -> anyhow::Result<Plan> {
     let mut tracked = read(engine, entity).await?;
     reconcile(engine, entity, &mut tracked).await?;
-    engine.lake.remove_stray_temp_files(entity.name).await.with_context(|| format!("{}: removing stray temporary files", entity.name))?;
+    engine
+        .lake
+        .remove_stray_temp_files(entity.name)
+        .await
+        .with_context(|| format!("{}: removing stray temporary files", entity.name))?;
     let phase = tracked.state.as_ref().map(|s| s.phase.clone()).unwrap_or(Phase::NotStarted);
     Ok(match phase {
         Phase::FullSync(progress) if !force_full => Plan::ResumeFull { progress, base: tracked },
         _ if force_full => Plan::NewFull { reason: FullSyncReason::Requested, base: tracked },
         Phase::NotStarted | Phase::FullSync(_) => Plan::NewFull { reason: FullSyncReason::Initial, base: tracked },
-        Phase::Incremental(_) if !entity.has_change_feed() => Plan::NewFull { reason: FullSyncReason::FullOnly, base: tracked },
+        Phase::Incremental(_) if !entity.has_change_feed() => {
+            Plan::NewFull { reason: FullSyncReason::FullOnly, base: tracked }
+        }
         Phase::Incremental(progress) => {
             let age = Utc::now().signed_duration_since(progress.last_success);
             let retention = chrono::Duration::from_std(engine.config.delta_retention).unwrap_or(chrono::TimeDelta::MAX);
@@ -84,7 +90,8 @@ pub async fn plan(engine: &Engine, entity: &'static EntitySpec, force_full: bool
 }
 
 async fn read(engine: &Engine, entity: &'static EntitySpec) -> anyhow::Result<Tracked> {
-    let current = engine.state.get(entity.name).await.with_context(|| format!("{}: reading the sync state", entity.name))?;
+    let current =
+        engine.state.get(entity.name).await.with_context(|| format!("{}: reading the sync state", entity.name))?;
     Ok(match current {
         None => Tracked { state: None, expect: Some(Expect::Absent) },
         Some(v) => {
@@ -96,7 +103,12 @@ async fn read(engine: &Engine, entity: &'static EntitySpec) -> anyhow::Result<Tr
 }
 
 /// Writes `state` by compare-and-swap against what was last read or written.
-async fn save(engine: &Engine, entity: &'static EntitySpec, tracked: &mut Tracked, state: EntityState) -> anyhow::Result<()> {
+async fn save(
+    engine: &Engine,
+    entity: &'static EntitySpec,
+    tracked: &mut Tracked,
+    state: EntityState,
+) -> anyhow::Result<()> {
     if tracked.expect.is_none() {
         *tracked = read(engine, entity).await?;
     }
@@ -194,7 +206,9 @@ pub async fn run(
     };
     let outcome = match result {
         Ok(Ended::Complete) => EntityOutcome::Synced,
-        Ok(Ended::Stopped(StopReason::CreditsExhausted)) => EntityOutcome::Deferred("Xledger credits are exhausted".into()),
+        Ok(Ended::Stopped(StopReason::CreditsExhausted)) => {
+            EntityOutcome::Deferred("Xledger credits are exhausted".into())
+        }
         Ok(Ended::Stopped(reason)) => EntityOutcome::Stopped(reason),
         Err(err) => classify_failure(err, stop),
     };
@@ -216,7 +230,9 @@ fn classify_failure(err: anyhow::Error, stop: &StopSignal) -> EntityOutcome {
             ErrorKind::CreditsDeferred { reset_at } => {
                 stop.stop(StopReason::CreditsExhausted);
                 let when = reset_at.map(|t| format!(" until {t}")).unwrap_or_default();
-                return EntityOutcome::Deferred(format!("Xledger credits are exhausted{when}: deferred to the next pass"));
+                return EntityOutcome::Deferred(format!(
+                    "Xledger credits are exhausted{when}: deferred to the next pass"
+                ));
             }
             ErrorKind::DeadlineExceeded => return EntityOutcome::Stopped(StopReason::Deadline),
             _ => {}
@@ -306,7 +322,8 @@ async fn full_resume(
     stop: &StopSignal,
     counts: &mut Counts,
 ) -> anyhow::Result<FullEnd> {
-    let stamp: RunStamp = progress.run_stamp.parse().map_err(|e| anyhow!("{}: bad run stamp in state: {e}", entity.name))?;
+    let stamp: RunStamp =
+        progress.run_stamp.parse().map_err(|e| anyhow!("{}: bad run stamp in state: {e}", entity.name))?;
     let mut part: Option<PartWriter> = None;
     let mut last_cursor: Option<String> = None;
     // Each page is parsed once, straight from the response into the converter's Arrow builders
@@ -342,12 +359,14 @@ async fn full_resume(
         let written = match &page {
             // The client counts the edges it read, the converter the nodes it took: equal unless
             // a bug loses a row, which must stop the load rather than reach the lake.
-            ItemsPage::Streamed { .. } if converter.streamed_rows() != rows => {
-                Err(anyhow!("internal error: the page had {rows} edges but {} rows were converted", converter.streamed_rows()))
-            }
+            ItemsPage::Streamed { .. } if converter.streamed_rows() != rows => Err(anyhow!(
+                "internal error: the page had {rows} edges but {} rows were converted",
+                converter.streamed_rows()
+            )),
             ItemsPage::Streamed { .. } => writer.write_streamed(&mut converter).await.map_err(anyhow::Error::new),
             ItemsPage::Raw(raw) => {
-                let nodes: Vec<(&RawValue, MutationType)> = raw.edges.iter().map(|e| (&*e.node, MutationType::Added)).collect();
+                let nodes: Vec<(&RawValue, MutationType)> =
+                    raw.edges.iter().map(|e| (&*e.node, MutationType::Added)).collect();
                 writer.write_nodes(&nodes).await.map_err(anyhow::Error::new)
             }
         };
@@ -377,7 +396,12 @@ async fn full_resume(
     Ok(FullEnd::Complete { progress })
 }
 
-async fn open_part(engine: &Engine, entity: &'static EntitySpec, progress: &FullSyncProgress, stamp: RunStamp) -> anyhow::Result<PartWriter> {
+async fn open_part(
+    engine: &Engine,
+    entity: &'static EntitySpec,
+    progress: &FullSyncProgress,
+    stamp: RunStamp,
+) -> anyhow::Result<PartWriter> {
     // The first part keeps the old app's name (no suffix); later parts are -00002, -00003, …
     let number = progress.parts.len() as u32 + 1;
     let spec = PartSpec {
@@ -387,7 +411,11 @@ async fn open_part(engine: &Engine, entity: &'static EntitySpec, progress: &Full
         synced_at: progress.synced_at,
         extra_metadata: vec![("xledger.full_sync_reason".into(), reason_text(&progress.reason))],
     };
-    engine.lake.create_part(entity, spec, &engine.config.writer).await.with_context(|| format!("{}: creating part {number}", entity.name))
+    engine
+        .lake
+        .create_part(entity, spec, &engine.config.writer)
+        .await
+        .with_context(|| format!("{}: creating part {number}", entity.name))
 }
 
 /// pending → commit → checkpoint: a crash anywhere leaves a state `reconcile` resolves.
@@ -401,10 +429,16 @@ async fn commit_part(
     counts: &mut Counts,
 ) -> anyhow::Result<()> {
     let items_cursor_after = cursor_after.or_else(|| progress.items_cursor.clone());
-    progress.pending = Some(PendingPart { file: writer.name().to_string(), rows: writer.rows(), items_cursor_after: items_cursor_after.clone() });
+    progress.pending = Some(PendingPart {
+        file: writer.name().to_string(),
+        rows: writer.rows(),
+        items_cursor_after: items_cursor_after.clone(),
+    });
     let last_run = base.state.as_ref().and_then(|s| s.last_run.clone());
-    save(engine, entity, base, EntityState { phase: Phase::FullSync(progress.clone()), last_run: last_run.clone() }).await?;
-    let committed: CommittedFile = writer.finish().await.with_context(|| format!("{}: committing a part", entity.name))?;
+    save(engine, entity, base, EntityState { phase: Phase::FullSync(progress.clone()), last_run: last_run.clone() })
+        .await?;
+    let committed: CommittedFile =
+        writer.finish().await.with_context(|| format!("{}: committing a part", entity.name))?;
     counts.files += 1;
     counts.bytes_written += committed.bytes;
     tracing::info!(entity = entity.name, file = %committed.name, rows = committed.rows, bytes = committed.bytes, "part committed");
@@ -425,13 +459,18 @@ async fn finish_full(
         FullEnd::Stopped(reason) => return Ok(Ended::Stopped(reason)),
         FullEnd::Complete { progress } => progress,
     };
-    let stamp: RunStamp = progress.run_stamp.parse().map_err(|e| anyhow!("{}: bad run stamp in state: {e}", entity.name))?;
+    let stamp: RunStamp =
+        progress.run_stamp.parse().map_err(|e| anyhow!("{}: bad run stamp in state: {e}", entity.name))?;
     let files: Vec<CommittedFile> = progress
         .parts
         .iter()
         .map(|p| CommittedFile { name: p.file.clone(), rows: p.rows, bytes: 0, synced_at: progress.synced_at })
         .collect();
-    let manifest = engine.lake.write_manifest(entity, stamp, &files).await.with_context(|| format!("{}: writing the manifest", entity.name))?;
+    let manifest = engine
+        .lake
+        .write_manifest(entity, stamp, &files)
+        .await
+        .with_context(|| format!("{}: writing the manifest", entity.name))?;
     tracing::info!(entity = entity.name, manifest = %manifest, parts = files.len(), "full sync complete");
     let last_run = base.state.as_ref().and_then(|s| s.last_run.clone());
     let next = IncrementalProgress {
@@ -514,7 +553,7 @@ async fn incremental(
             let after = cursor_to.clone().or_else(|| cursor_from.clone());
             let mut pages = Box::pin(engine.client.delta_pages(entity, engine.config.page_size, after));
             while let Some(page) = pages.next().await {
-                        let page = match page {
+                let page = match page {
                     Ok(page) => page,
                     Err(err) if matches!(err.kind(), ErrorKind::CursorRejected) => {
                         return Ok(IncrementalEnd::Gap("the API rejected the saved change-feed cursor".into()));
@@ -574,7 +613,13 @@ async fn incremental(
             rows: writer.rows(),
         });
         let last_run = base.state.as_ref().and_then(|s| s.last_run.clone());
-        save(engine, entity, base, EntityState { phase: Phase::Incremental(progress.clone()), last_run: last_run.clone() }).await?;
+        save(
+            engine,
+            entity,
+            base,
+            EntityState { phase: Phase::Incremental(progress.clone()), last_run: last_run.clone() },
+        )
+        .await?;
         let committed = writer.finish().await.with_context(|| format!("{}: committing a change file", entity.name))?;
         counts.files += 1;
         counts.bytes_written += committed.bytes;
@@ -625,9 +670,14 @@ async fn write_changes(
     let mut wanted: HashMap<i64, MutationType> = collapsed.upserts.iter().copied().collect();
     let ids: Vec<i64> = collapsed.upserts.iter().map(|(id, _)| *id).collect();
     if !ids.is_empty() {
-        let mut pages = Box::pin(engine.client.items_by_db_ids(entity, ids, engine.config.db_id_chunk_size, engine.config.page_size));
+        let mut pages = Box::pin(engine.client.items_by_db_ids(
+            entity,
+            ids,
+            engine.config.db_id_chunk_size,
+            engine.config.page_size,
+        ));
         while let Some(page) = pages.next().await {
-                let page = page.map_err(anyhow::Error::new)?;
+            let page = page.map_err(anyhow::Error::new)?;
             let mut rows: Vec<(&RawValue, MutationType)> = Vec::with_capacity(page.edges.len());
             for edge in &page.edges {
                 let id: DbIdOnly = serde_json::from_str(edge.node.get())
@@ -640,7 +690,11 @@ async fn write_changes(
                         }
                         rows.push((&*edge.node, kind));
                     }
-                    None => tracing::warn!(entity = entity.name, db_id = id.db_id.0, "by-dbIds returned a row not asked for (or twice): ignored"),
+                    None => tracing::warn!(
+                        entity = entity.name,
+                        db_id = id.db_id.0,
+                        "by-dbIds returned a row not asked for (or twice): ignored"
+                    ),
                 }
             }
             writer.write_nodes(&rows).await.with_context(|| format!("{}: converting changed rows", entity.name))?;
@@ -654,7 +708,11 @@ async fn write_changes(
     if !wanted.is_empty() {
         let mut vanished: Vec<i64> = wanted.into_keys().collect();
         vanished.sort_unstable();
-        tracing::info!(entity = entity.name, count = vanished.len(), "rows reported added/updated are no longer returned: written as deletions");
+        tracing::info!(
+            entity = entity.name,
+            count = vanished.len(),
+            "rows reported added/updated are no longer returned: written as deletions"
+        );
         deletions.extend(vanished);
     }
     if !deletions.is_empty() {

@@ -181,7 +181,10 @@ impl Engine {
                 Ok(lease) => leased.push((entity, lease)),
                 Err(message) => {
                     tracing::error!(entity = entity.name, "{message}");
-                    reports.insert(entity.name, EntityReport::failed(entity.name, Mode::Skipped, EntityOutcome::LeaseHeld(message)));
+                    reports.insert(
+                        entity.name,
+                        EntityReport::failed(entity.name, Mode::Skipped, EntityOutcome::LeaseHeld(message)),
+                    );
                 }
             }
         }
@@ -194,7 +197,10 @@ impl Engine {
                 Ok(plan) => plans.push((entity, plan)),
                 Err(err) => {
                     tracing::error!(entity = entity.name, error = %err, "cannot read or reconcile the sync state");
-                    reports.insert(entity.name, EntityReport::failed(entity.name, Mode::Skipped, EntityOutcome::Failed(format!("{err:#}"))));
+                    reports.insert(
+                        entity.name,
+                        EntityReport::failed(entity.name, Mode::Skipped, EntityOutcome::Failed(format!("{err:#}"))),
+                    );
                 }
             }
         }
@@ -318,7 +324,12 @@ struct LeaseKeeper {
 }
 
 impl LeaseKeeper {
-    fn start(state: Arc<dyn StateStore>, ttl: Duration, leased: Vec<(&'static EntitySpec, Lease)>, stop: Arc<StopSignal>) -> Self {
+    fn start(
+        state: Arc<dyn StateStore>,
+        ttl: Duration,
+        leased: Vec<(&'static EntitySpec, Lease)>,
+        stop: Arc<StopSignal>,
+    ) -> Self {
         let leases = Arc::new(tokio::sync::Mutex::new(leased));
         let (stop_renewing, mut stopped) = tokio::sync::watch::channel(false);
         let shared = leases.clone();

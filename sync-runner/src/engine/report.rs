@@ -89,7 +89,9 @@ impl fmt::Display for EntityOutcome {
             EntityOutcome::Synced => f.write_str("synced"),
             EntityOutcome::Stopped(StopReason::Deadline) => f.write_str("stopped at the deadline; resumes next pass"),
             EntityOutcome::Stopped(StopReason::Signal) => f.write_str("stopped by a signal; resumes next pass"),
-            EntityOutcome::Stopped(StopReason::CreditsExhausted) => f.write_str("stopped: credits exhausted; resumes next pass"),
+            EntityOutcome::Stopped(StopReason::CreditsExhausted) => {
+                f.write_str("stopped: credits exhausted; resumes next pass")
+            }
             EntityOutcome::Stopped(StopReason::LeaseLost) => f.write_str("stopped: lease lost"),
             EntityOutcome::Deferred(why) => write!(f, "deferred: {why}"),
             EntityOutcome::LeaseHeld(why) => write!(f, "skipped: {why}"),
@@ -222,7 +224,17 @@ impl PassReport {
         let mut out = String::new();
         out.push_str(&format!(
             "{:<16} {:<12} {:>10} {:>10} {:>10} {:>6} {:>9} {:>10} {:>10} {:>9}  {}\n",
-            "entity", "mode", "added", "updated", "deleted", "files", "requests", "received", "written", "time", "outcome"
+            "entity",
+            "mode",
+            "added",
+            "updated",
+            "deleted",
+            "files",
+            "requests",
+            "received",
+            "written",
+            "time",
+            "outcome"
         ));
         for e in &self.entities {
             out.push_str(&format!(
@@ -325,7 +337,13 @@ mod tests {
             duration: Duration::from_secs(1),
             entities: outcomes
                 .into_iter()
-                .map(|o| EntityReport { entity: "timesheets", mode: Mode::Idle, counts: Counts::default(), duration: Duration::ZERO, outcome: o })
+                .map(|o| EntityReport {
+                    entity: "timesheets",
+                    mode: Mode::Idle,
+                    counts: Counts::default(),
+                    duration: Duration::ZERO,
+                    outcome: o,
+                })
                 .collect(),
             requests: 1,
             retries: 0,
@@ -338,10 +356,23 @@ mod tests {
     #[test]
     fn the_worst_outcome_decides_the_exit_code() {
         assert_eq!(report(vec![EntityOutcome::Synced]).status().exit_code(), 0);
-        assert_eq!(report(vec![EntityOutcome::Synced, EntityOutcome::Stopped(StopReason::Deadline)]).status().exit_code(), 3);
-        assert_eq!(report(vec![EntityOutcome::Deferred("x".into()), EntityOutcome::Stopped(StopReason::Signal)]).status().exit_code(), 4);
+        assert_eq!(
+            report(vec![EntityOutcome::Synced, EntityOutcome::Stopped(StopReason::Deadline)]).status().exit_code(),
+            3
+        );
+        assert_eq!(
+            report(vec![EntityOutcome::Deferred("x".into()), EntityOutcome::Stopped(StopReason::Signal)])
+                .status()
+                .exit_code(),
+            4
+        );
         assert_eq!(report(vec![EntityOutcome::LeaseHeld("h".into())]).status().exit_code(), 5);
-        assert_eq!(report(vec![EntityOutcome::Failed("boom".into()), EntityOutcome::LeaseHeld("h".into())]).status().exit_code(), 1);
+        assert_eq!(
+            report(vec![EntityOutcome::Failed("boom".into()), EntityOutcome::LeaseHeld("h".into())])
+                .status()
+                .exit_code(),
+            1
+        );
     }
 
     #[test]

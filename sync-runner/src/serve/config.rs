@@ -133,8 +133,9 @@ impl ServeConfig {
     /// Reads the process environment and `host.json` (in `FUNCTIONS_APP_ROOT_PATH`, else the
     /// current directory), as the Functions host left them for the handler.
     pub fn from_env_and_host_json() -> Result<Self, ConfigError> {
-        let vars: BTreeMap<String, String> =
-            std::env::vars_os().filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?))).collect();
+        let vars: BTreeMap<String, String> = std::env::vars_os()
+            .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
+            .collect();
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         Self::from_vars(&vars, &cwd)
     }
@@ -153,7 +154,9 @@ impl ServeConfig {
     /// assert_eq!((config.port, config.function_timeout), (40123, Duration::from_secs(1800)));
     /// ```
     pub fn from_vars(vars: &BTreeMap<String, String>, cwd: &Path) -> Result<Self, ConfigError> {
-        if let Some((setting, _)) = vars.iter().find(|(_, value)| value.trim_start().starts_with(KEY_VAULT_REFERENCE_PREFIX)) {
+        if let Some((setting, _)) =
+            vars.iter().find(|(_, value)| value.trim_start().starts_with(KEY_VAULT_REFERENCE_PREFIX))
+        {
             return Err(ConfigError::UnresolvedKeyVaultReference { setting: setting.clone() });
         }
         let port_text = vars.get(PORT_VAR).ok_or(ConfigError::MissingPort)?;
@@ -162,15 +165,22 @@ impl ServeConfig {
             _ => return Err(ConfigError::InvalidPort { value: port_text.clone() }),
         };
 
-        let app_root = vars.get(APP_ROOT_VAR).filter(|root| !root.is_empty()).map(PathBuf::from).unwrap_or_else(|| cwd.to_path_buf());
+        let app_root = vars
+            .get(APP_ROOT_VAR)
+            .filter(|root| !root.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| cwd.to_path_buf());
         let function_timeout = match vars.get(FUNCTION_TIMEOUT_OVERRIDE_VAR).filter(|value| !value.trim().is_empty()) {
-            Some(value) => parse_function_timeout(value)
-                .ok_or_else(|| ConfigError::InvalidFunctionTimeout { origin: FUNCTION_TIMEOUT_OVERRIDE_VAR.to_string(), value: value.clone() })?,
+            Some(value) => parse_function_timeout(value).ok_or_else(|| ConfigError::InvalidFunctionTimeout {
+                origin: FUNCTION_TIMEOUT_OVERRIDE_VAR.to_string(),
+                value: value.clone(),
+            })?,
             None => function_timeout_from_host_json(&app_root.join("host.json"))?,
         };
 
         let deadline_margin = match vars.get(DEADLINE_MARGIN_VAR).filter(|value| !value.trim().is_empty()) {
-            Some(value) => humantime::parse_duration(value.trim()).map_err(|_| ConfigError::InvalidDeadlineMargin { value: value.clone() })?,
+            Some(value) => humantime::parse_duration(value.trim())
+                .map_err(|_| ConfigError::InvalidDeadlineMargin { value: value.clone() })?,
             None => DEFAULT_DEADLINE_MARGIN,
         };
         if deadline_margin >= function_timeout {
@@ -191,14 +201,18 @@ impl ServeConfig {
 
 /// Reads `functionTimeout` from a `host.json` file; absent means [`DEFAULT_FUNCTION_TIMEOUT`].
 fn function_timeout_from_host_json(path: &Path) -> Result<Duration, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::HostJsonRead { path: path.to_path_buf(), source })?;
-    let host: serde_json::Value =
-        serde_json::from_str(&text).map_err(|source| ConfigError::HostJsonParse { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::HostJsonRead { path: path.to_path_buf(), source })?;
+    let host: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|source| ConfigError::HostJsonParse { path: path.to_path_buf(), source })?;
     match host.get("functionTimeout") {
         None | Some(serde_json::Value::Null) => Ok(DEFAULT_FUNCTION_TIMEOUT),
-        Some(serde_json::Value::String(value)) => parse_function_timeout(value)
-            .ok_or_else(|| ConfigError::InvalidFunctionTimeout { origin: path.display().to_string(), value: value.clone() }),
-        Some(other) => Err(ConfigError::InvalidFunctionTimeout { origin: path.display().to_string(), value: other.to_string() }),
+        Some(serde_json::Value::String(value)) => parse_function_timeout(value).ok_or_else(|| {
+            ConfigError::InvalidFunctionTimeout { origin: path.display().to_string(), value: value.clone() }
+        }),
+        Some(other) => {
+            Err(ConfigError::InvalidFunctionTimeout { origin: path.display().to_string(), value: other.to_string() })
+        }
     }
 }
 
@@ -229,7 +243,9 @@ pub fn parse_function_timeout(text: &str) -> Option<Duration> {
         return None;
     }
     let (seconds, fraction) = match seconds.split_once('.') {
-        Some((whole, fraction)) if !fraction.is_empty() && fraction.len() <= 7 && fraction.bytes().all(|b| b.is_ascii_digit()) => {
+        Some((whole, fraction))
+            if !fraction.is_empty() && fraction.len() <= 7 && fraction.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             (whole, format!("{fraction:0<9}").parse::<u32>().ok()?)
         }
         Some(_) => return None,

@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::config::{known_entities, parse_entity_list};
-use super::functions::{self, Action, FunctionDef, HTTP_REQUEST_BINDING, HTTP_RESPONSE_BINDING, TIMER_BINDING, Trigger};
+use super::functions::{
+    self, Action, FunctionDef, HTTP_REQUEST_BINDING, HTTP_RESPONSE_BINDING, TIMER_BINDING, Trigger,
+};
 use super::protocol::{HttpRequestData, INVOCATION_ID_HEADER, Invocation, InvocationResponse, TimerInfo};
 use super::{PassOutcome, PassRequest, PassStatus, ServeConfig, ServiceError, ServiceErrorKind, SyncService};
 
@@ -80,7 +82,12 @@ async fn not_found() -> Response {
     refuse(StatusCode::NOT_FOUND, "no such function: the host POSTs invocations to /<functionName>".to_string())
 }
 
-async fn invoke(State(state): State<AppState>, Path(function): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn invoke(
+    State(state): State<AppState>,
+    Path(function): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(def) = functions::function(&function) else {
         return refuse(StatusCode::NOT_FOUND, format!("no function named {function:?}"));
     };
@@ -89,13 +96,18 @@ async fn invoke(State(state): State<AppState>, Path(function): Path<String>, hea
         _ => {
             return refuse(
                 StatusCode::BAD_REQUEST,
-                format!("{}: no X-Azure-Functions-InvocationId header: not an invocation from the Functions host", def.name),
+                format!(
+                    "{}: no X-Azure-Functions-InvocationId header: not an invocation from the Functions host",
+                    def.name
+                ),
             );
         }
     };
     let invocation = match Invocation::parse(&body) {
         Ok(invocation) => invocation,
-        Err(err) => return refuse(StatusCode::BAD_REQUEST, format!("{}: not a Functions host invocation: {err}", def.name)),
+        Err(err) => {
+            return refuse(StatusCode::BAD_REQUEST, format!("{}: not a Functions host invocation: {err}", def.name));
+        }
     };
     match def.trigger {
         Trigger::Timer { .. } => timer(&state, def, &invocation_id, &invocation).await,
@@ -124,7 +136,9 @@ fn ok_invocation(response: InvocationResponse) -> Response {
 async fn timer(state: &AppState, def: &'static FunctionDef, invocation_id: &str, invocation: &Invocation) -> Response {
     let timer = match TimerInfo::from_data(&invocation.data, TIMER_BINDING) {
         Ok(timer) => timer,
-        Err(err) => return refuse(StatusCode::BAD_REQUEST, format!("{}: not a Functions host invocation: {err}", def.name)),
+        Err(err) => {
+            return refuse(StatusCode::BAD_REQUEST, format!("{}: not a Functions host invocation: {err}", def.name));
+        }
     };
     // The host's timeout clock started when it sent the invocation: count from arrival.
     let deadline = Instant::now() + state.config.pass_budget();
@@ -133,7 +147,10 @@ async fn timer(state: &AppState, def: &'static FunctionDef, invocation_id: &str,
         Err(current) => {
             let message = format!("skipped: pass already running ({})", current.describe());
             tracing::info!(function = def.name, invocation_id, %message, "timer skipped");
-            return ok_invocation(InvocationResponse::timer(vec![message.clone()], json!({ "status": "skipped", "message": message })));
+            return ok_invocation(InvocationResponse::timer(
+                vec![message.clone()],
+                json!({ "status": "skipped", "message": message }),
+            ));
         }
     };
     tracing::info!(
@@ -146,7 +163,12 @@ async fn timer(state: &AppState, def: &'static FunctionDef, invocation_id: &str,
         budget_secs = state.config.pass_budget().as_secs(),
         "sync pass starting"
     );
-    let request = PassRequest { entities: state.config.timer_entities.clone(), full: false, deadline, trigger: def.name.to_string() };
+    let request = PassRequest {
+        entities: state.config.timer_entities.clone(),
+        full: false,
+        deadline,
+        trigger: def.name.to_string(),
+    };
     let service = Arc::clone(&state.service);
     let mut task = tokio::spawn(async move {
         let _guard = guard;
@@ -157,7 +179,9 @@ async fn timer(state: &AppState, def: &'static FunctionDef, invocation_id: &str,
     let watchdog = deadline + state.config.deadline_margin / 2;
     match tokio::time::timeout_at(watchdog, &mut task).await {
         Ok(Ok(outcome)) => pass_response(def.name, invocation_id, outcome),
-        Ok(Err(join_error)) => failed_invocation(def.name, invocation_id, &format!("the sync pass panicked: {join_error}")),
+        Ok(Err(join_error)) => {
+            failed_invocation(def.name, invocation_id, &format!("the sync pass panicked: {join_error}"))
+        }
         Err(_elapsed) => failed_invocation(
             def.name,
             invocation_id,
@@ -209,17 +233,35 @@ fn service_error_status(err: &ServiceError) -> StatusCode {
     }
 }
 
-async fn admin(state: &AppState, def: &'static FunctionDef, method: &str, invocation_id: &str, invocation: &Invocation) -> Response {
+async fn admin(
+    state: &AppState,
+    def: &'static FunctionDef,
+    method: &str,
+    invocation_id: &str,
+    invocation: &Invocation,
+) -> Response {
     let request = match HttpRequestData::from_data(&invocation.data, HTTP_REQUEST_BINDING) {
         Ok(request) => request,
-        Err(err) => return refuse(StatusCode::BAD_REQUEST, format!("{}: not a Functions host invocation: {err}", def.name)),
+        Err(err) => {
+            return refuse(StatusCode::BAD_REQUEST, format!("{}: not a Functions host invocation: {err}", def.name));
+        }
     };
     tracing::info!(function = def.name, invocation_id, method = %request.method, url = request.url_without_query(), "admin request");
     if !request.admin {
-        return http_answer(def.name, invocation_id, StatusCode::FORBIDDEN, error_body("this function needs the master key (authLevel admin)"));
+        return http_answer(
+            def.name,
+            invocation_id,
+            StatusCode::FORBIDDEN,
+            error_body("this function needs the master key (authLevel admin)"),
+        );
     }
     if request.method != method {
-        return http_answer(def.name, invocation_id, StatusCode::METHOD_NOT_ALLOWED, error_body(format!("use {method}")));
+        return http_answer(
+            def.name,
+            invocation_id,
+            StatusCode::METHOD_NOT_ALLOWED,
+            error_body(format!("use {method}")),
+        );
     }
     let (status, body) = match def.action {
         Action::Status => status(state).await,
@@ -227,7 +269,9 @@ async fn admin(state: &AppState, def: &'static FunctionDef, method: &str, invoca
         Action::Wipe => wipe(state, def, &request),
         Action::Resync => resync(state, def, &request),
         // The catalog never pairs an HTTP trigger with a timer pass (tests/serve.rs checks it).
-        Action::SyncPass => (StatusCode::INTERNAL_SERVER_ERROR, error_body(format!("{} is not an HTTP function", def.name))),
+        Action::SyncPass => {
+            (StatusCode::INTERNAL_SERVER_ERROR, error_body(format!("{} is not an HTTP function", def.name)))
+        }
     };
     http_answer(def.name, invocation_id, status, body)
 }
@@ -260,18 +304,24 @@ fn selected_entities(request: &HttpRequestData) -> Result<Vec<String>, String> {
             None | Some(Value::Null) => None,
             Some(Value::String(list)) => Some(list.clone()),
             Some(Value::Array(items)) => Some(
-                items.iter().map(|item| item.as_str().map(str::to_string).ok_or("`entities` must be a list of names")).collect::<Result<Vec<_>, _>>()?.join(","),
+                items
+                    .iter()
+                    .map(|item| item.as_str().map(str::to_string).ok_or("`entities` must be a list of names"))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(","),
             ),
             Some(_) => return Err("`entities` must be a list of names".to_string()),
         },
     };
-    let all = request.query("all").is_some_and(|value| value.eq_ignore_ascii_case("true")) || body.get("all") == Some(&Value::Bool(true));
+    let all = request.query("all").is_some_and(|value| value.eq_ignore_ascii_case("true"))
+        || body.get("all") == Some(&Value::Bool(true));
     match (listed, all) {
         (Some(_), true) => Err("give either entities or all=true, not both".to_string()),
         (None, true) => Ok(Vec::new()),
         (None, false) => Err("name the entities (?entities=projects,timesheets) or pass all=true".to_string()),
         (Some(list), false) => {
-            let entities = parse_entity_list(&list).map_err(|name| format!("unknown entity {name:?}; known: {}", known_entities()))?;
+            let entities = parse_entity_list(&list)
+                .map_err(|name| format!("unknown entity {name:?}; known: {}", known_entities()))?;
             if entities.is_empty() {
                 return Err("name the entities (?entities=projects,timesheets) or pass all=true".to_string());
             }
@@ -304,7 +354,8 @@ fn wipe(state: &AppState, def: &'static FunctionDef, request: &HttpRequestData) 
         Ok(entities) => entities,
         Err(message) => return (StatusCode::BAD_REQUEST, error_body(message)),
     };
-    let confirmed = request.query("confirm") == Some("wipe") || request.json_body().ok().and_then(|body| body.get("confirm").cloned()) == Some(json!("wipe"));
+    let confirmed = request.query("confirm") == Some("wipe")
+        || request.json_body().ok().and_then(|body| body.get("confirm").cloned()) == Some(json!("wipe"));
     if !confirmed {
         return (StatusCode::BAD_REQUEST, error_body("wiping deletes lake files: add confirm=wipe to go ahead"));
     }
@@ -325,7 +376,10 @@ fn wipe(state: &AppState, def: &'static FunctionDef, request: &HttpRequestData) 
             }
         }
     });
-    (StatusCode::ACCEPTED, json!({ "accepted": "wipe", "entities": timer_entities_json(&entities), "progress": "GET /api/sync/status" }))
+    (
+        StatusCode::ACCEPTED,
+        json!({ "accepted": "wipe", "entities": timer_entities_json(&entities), "progress": "GET /api/sync/status" }),
+    )
 }
 
 fn resync(state: &AppState, def: &'static FunctionDef, request: &HttpRequestData) -> (StatusCode, Value) {
@@ -335,14 +389,24 @@ fn resync(state: &AppState, def: &'static FunctionDef, request: &HttpRequestData
     let entity = match parse_entity_list(name) {
         Ok(entities) if entities.len() == 1 => entities,
         Ok(_) => return (StatusCode::BAD_REQUEST, error_body("a resync takes exactly one entity")),
-        Err(unknown) => return (StatusCode::BAD_REQUEST, error_body(format!("unknown entity {unknown:?}; known: {}", known_entities()))),
+        Err(unknown) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                error_body(format!("unknown entity {unknown:?}; known: {}", known_entities())),
+            );
+        }
     };
     let guard = match state.busy.try_acquire(def.name, format!("full resync of {}", entity.join(","))) {
         Ok(guard) => guard,
         Err(current) => return (StatusCode::CONFLICT, busy_body(&current)),
     };
     let budget = state.config.pass_budget();
-    let request = PassRequest { entities: entity.clone(), full: true, deadline: Instant::now() + budget, trigger: def.name.to_string() };
+    let request = PassRequest {
+        entities: entity.clone(),
+        full: true,
+        deadline: Instant::now() + budget,
+        trigger: def.name.to_string(),
+    };
     let service = Arc::clone(&state.service);
     let function = def.name;
     tokio::spawn(async move {
@@ -353,7 +417,9 @@ fn resync(state: &AppState, def: &'static FunctionDef, request: &HttpRequestData
                 tracing::error!(function, message = %outcome.message, summary = %outcome.summary, "full resync failed");
                 eprintln!("error: {function}: full resync failed: {}", outcome.message);
             }
-            status => tracing::info!(function, ?status, message = %outcome.message, summary = %outcome.summary, "full resync ended"),
+            status => {
+                tracing::info!(function, ?status, message = %outcome.message, summary = %outcome.summary, "full resync ended")
+            }
         }
     });
     (

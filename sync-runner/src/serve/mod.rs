@@ -46,8 +46,9 @@ use std::sync::Arc;
 use anyhow::Context;
 
 pub use config::{
-    APP_ROOT_VAR, ConfigError, DEADLINE_MARGIN_VAR, DEFAULT_DEADLINE_MARGIN, DEFAULT_FUNCTION_TIMEOUT, FUNCTION_TIMEOUT_OVERRIDE_VAR,
-    KEY_VAULT_REFERENCE_PREFIX, PORT_VAR, SYNC_ENTITIES_VAR, ServeConfig, UNBOUNDED_FUNCTION_TIMEOUT, parse_function_timeout,
+    APP_ROOT_VAR, ConfigError, DEADLINE_MARGIN_VAR, DEFAULT_DEADLINE_MARGIN, DEFAULT_FUNCTION_TIMEOUT,
+    FUNCTION_TIMEOUT_OVERRIDE_VAR, KEY_VAULT_REFERENCE_PREFIX, PORT_VAR, SYNC_ENTITIES_VAR, ServeConfig,
+    UNBOUNDED_FUNCTION_TIMEOUT, parse_function_timeout,
 };
 
 /// The engine as the handler sees it. Object-safe (`Arc<dyn SyncService>`); the engine
@@ -197,7 +198,10 @@ pub async fn serve_on(
         timer_entities = ?config.timer_entities,
         "custom handler listening"
     );
-    axum::serve(listener, router(service, config)).with_graceful_shutdown(shutdown).await.context("serving the custom handler")?;
+    axum::serve(listener, router(service, config))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving the custom handler")?;
     tracing::info!("custom handler stopped");
     Ok(())
 }

@@ -91,7 +91,8 @@ impl TimerInfo {
             Some(_) => return Err(bad()),
         };
         let status = get_ci(&object, "ScheduleStatus").and_then(Value::as_object);
-        let text = |key: &str| status.and_then(|status| get_ci(status, key)).and_then(Value::as_str).map(str::to_string);
+        let text =
+            |key: &str| status.and_then(|status| get_ci(status, key)).and_then(Value::as_str).map(str::to_string);
         Ok(Self {
             is_past_due: get_ci(&object, "IsPastDue").and_then(Value::as_bool).unwrap_or(false),
             last: text("Last"),
@@ -131,7 +132,8 @@ impl HttpRequestData {
             Some(Value::Object(request)) => request,
             Some(_) => return Err(bad("an HTTP request object")),
         };
-        let method = get_ci(request, "Method").and_then(Value::as_str).ok_or_else(|| bad("an HTTP request with a Method"))?;
+        let method =
+            get_ci(request, "Method").and_then(Value::as_str).ok_or_else(|| bad("an HTTP request with a Method"))?;
         let url = get_ci(request, "Url").and_then(Value::as_str).unwrap_or_default();
         let query = match get_ci(request, "Query") {
             None | Some(Value::Null) => Map::new(),
@@ -154,13 +156,19 @@ impl HttpRequestData {
             // The host passes JSON bodies as text; anything else is not a body this API accepts.
             Some(_) => return Err(bad("an HTTP request with a text Body")),
         };
-        let admin = get_ci(request, "Identities").and_then(Value::as_array).is_some_and(|identities| identities.iter().any(is_admin_identity));
+        let admin = get_ci(request, "Identities")
+            .and_then(Value::as_array)
+            .is_some_and(|identities| identities.iter().any(is_admin_identity));
         Ok(Self { method: method.to_ascii_uppercase(), url: url.to_string(), query, params, body, admin })
     }
 
     /// A query parameter or route parameter as text.
     pub fn param(&self, name: &str) -> Option<&str> {
-        get_ci(&self.params, name).or_else(|| get_ci(&self.query, name)).and_then(Value::as_str).map(str::trim).filter(|value| !value.is_empty())
+        get_ci(&self.params, name)
+            .or_else(|| get_ci(&self.query, name))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
     }
 
     /// A query parameter as text.

@@ -47,9 +47,25 @@ impl TestEnv {
         let state = self.state_path().display().to_string();
         let endpoint = self.sim.endpoint();
         let mut args = vec![
-            "xledger-sync", "--lake", &lake, "--state", &state, "--endpoint", &endpoint, "--page-size", "100",
-            "--part-rows", "250", "--db-id-chunk-size", "50", "--lease-wait", "5s", "--lease-ttl", "2s",
-            "--log-format", "json",
+            "xledger-sync",
+            "--lake",
+            &lake,
+            "--state",
+            &state,
+            "--endpoint",
+            &endpoint,
+            "--page-size",
+            "100",
+            "--part-rows",
+            "250",
+            "--db-id-chunk-size",
+            "50",
+            "--lease-wait",
+            "5s",
+            "--lease-ttl",
+            "2s",
+            "--log-format",
+            "json",
         ];
         args.extend_from_slice(extra);
         args.push("status");
@@ -58,7 +74,8 @@ impl TestEnv {
 
     /// An engine with fast retry waits (real code paths, test-sized delays).
     pub async fn engine(&self, global: &GlobalArgs) -> Engine {
-        let mut config = ClientConfig::new(self.sim.endpoint().parse().expect("url"), ApiKey::new(self.sim.api_key().to_string()));
+        let mut config =
+            ClientConfig::new(self.sim.endpoint().parse().expect("url"), ApiKey::new(self.sim.api_key().to_string()));
         config.max_in_flight = global.max_in_flight as usize;
         config.retry.burst_wait = Duration::from_millis(20);
         config.retry.concurrency_wait = Duration::from_millis(10);
@@ -96,7 +113,11 @@ impl TestEnv {
             let rebuilt: BTreeMap<i64, _> = rebuilt.into_iter().map(|(id, row)| (id, strip(row))).collect();
             let missing: Vec<_> = expected.keys().filter(|id| !rebuilt.contains_key(id)).take(5).collect();
             let extra: Vec<_> = rebuilt.keys().filter(|id| !expected.contains_key(id)).take(5).collect();
-            assert!(missing.is_empty() && extra.is_empty(), "{}: missing from the lake {missing:?}, not in truth {extra:?}", entity.name);
+            assert!(
+                missing.is_empty() && extra.is_empty(),
+                "{}: missing from the lake {missing:?}, not in truth {extra:?}",
+                entity.name
+            );
             for (id, row) in &expected {
                 assert_eq!(rebuilt.get(id), Some(row), "{}: row {id} differs", entity.name);
             }

@@ -47,11 +47,7 @@ impl ConnectionString {
     /// Parses a connection string. Errors name the missing or malformed part, never its value.
     pub(crate) fn parse(text: &str) -> Result<Self, StateError> {
         let (mut endpoint, mut id, mut secret) = (None, None, None);
-        for part in text
-            .split(';')
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
-        {
+        for part in text.split(';').map(str::trim).filter(|part| !part.is_empty()) {
             // Split at the first `=` only: base64 secrets end in `=` padding.
             let Some((name, value)) = part.split_once('=') else {
                 return Err(StateError::InvalidConfig(
@@ -66,29 +62,14 @@ impl ConnectionString {
                 _ => {}
             }
         }
-        let missing = |what: &str| {
-            StateError::InvalidConfig(format!(
-                "App Configuration connection string has no `{what}=`"
-            ))
-        };
+        let missing =
+            |what: &str| StateError::InvalidConfig(format!("App Configuration connection string has no `{what}=`"));
         let endpoint = endpoint.ok_or_else(|| missing("Endpoint"))?;
-        let id = id
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| missing("Id"))?;
-        let secret = BASE64
-            .decode(secret.ok_or_else(|| missing("Secret"))?)
-            .map_err(|_| {
-                StateError::InvalidConfig(
-                    "App Configuration connection string: `Secret` is not base64".to_owned(),
-                )
-            })?;
-        Ok(Self {
-            endpoint,
-            key: HmacKey {
-                id,
-                secret: Redacted(secret),
-            },
-        })
+        let id = id.filter(|id| !id.is_empty()).ok_or_else(|| missing("Id"))?;
+        let secret = BASE64.decode(secret.ok_or_else(|| missing("Secret"))?).map_err(|_| {
+            StateError::InvalidConfig("App Configuration connection string: `Secret` is not base64".to_owned())
+        })?;
+        Ok(Self { endpoint, key: HmacKey { id, secret: Redacted(secret) } })
     }
 }
 
@@ -124,11 +105,8 @@ pub(crate) fn hmac_headers(
         Some(query) => format!("{}?{query}", url.path()),
         None => url.path().to_owned(),
     };
-    let string_to_sign = format!(
-        "{}\n{path_and_query}\n{date};{};{hash}",
-        method.to_ascii_uppercase(),
-        host_header(url)
-    );
+    let string_to_sign =
+        format!("{}\n{path_and_query}\n{date};{};{hash}", method.to_ascii_uppercase(), host_header(url));
     // HMAC-SHA256 takes a key of any length, so `new_from_slice` cannot fail here.
     let signature = match Hmac::<Sha256>::new_from_slice(&key.secret.0) {
         Ok(mut mac) => {
@@ -141,11 +119,7 @@ pub(crate) fn hmac_headers(
         "HMAC-SHA256 Credential={}&SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature={signature}",
         key.id
     );
-    [
-        ("x-ms-date", date),
-        ("x-ms-content-sha256", hash),
-        ("authorization", authorization),
-    ]
+    [("x-ms-date", date), ("x-ms-content-sha256", hash), ("authorization", authorization)]
 }
 
 /// Entra ID bearer tokens for App Configuration, cached until shortly before they expire.
@@ -156,28 +130,20 @@ pub(crate) struct EntraAuth {
 
 impl fmt::Debug for EntraAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EntraAuth")
-            .field("credential", &self.credential)
-            .finish_non_exhaustive()
+        f.debug_struct("EntraAuth").field("credential", &self.credential).finish_non_exhaustive()
     }
 }
 
 impl EntraAuth {
     pub(crate) fn new(credential: Arc<dyn TokenCredential>) -> Self {
-        Self {
-            credential,
-            cached: tokio::sync::Mutex::new(None),
-        }
+        Self { credential, cached: tokio::sync::Mutex::new(None) }
     }
 
     /// The `Authorization` header value.
     pub(crate) async fn authorization(&self) -> Result<Redacted<String>, StateError> {
         let mut cached = self.cached.lock().await;
         let now = azure_core::time::OffsetDateTime::now_utc();
-        if let Some(token) = cached
-            .as_ref()
-            .filter(|token| token.expires_on - TOKEN_REFRESH_MARGIN > now)
-        {
+        if let Some(token) = cached.as_ref().filter(|token| token.expires_on - TOKEN_REFRESH_MARGIN > now) {
             return Ok(Redacted(format!("Bearer {}", token.token.secret())));
         }
         let token = self
@@ -203,17 +169,15 @@ pub(crate) struct DefaultEntraCredential {
 impl DefaultEntraCredential {
     pub(crate) fn new() -> Result<Self, StateError> {
         use azure_identity::{
-            AzureCliCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-            UserAssignedId, WorkloadIdentityCredential,
+            AzureCliCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+            WorkloadIdentityCredential,
         };
         let auth = |e: azure_core::Error| StateError::Auth(e.to_string());
         // A user-assigned identity (as the Terraform deploys) must be named, or the token
         // endpoint answers for the (absent) system-assigned one; AZURE_CLIENT_ID names it.
         let managed_identity = || {
-            let user_assigned_id = std::env::var("AZURE_CLIENT_ID")
-                .ok()
-                .filter(|id| !id.trim().is_empty())
-                .map(UserAssignedId::ClientId);
+            let user_assigned_id =
+                std::env::var("AZURE_CLIENT_ID").ok().filter(|id| !id.trim().is_empty()).map(UserAssignedId::ClientId);
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                 user_assigned_id,
                 ..ManagedIdentityCredentialOptions::default()
@@ -222,27 +186,17 @@ impl DefaultEntraCredential {
         };
         let mut sources: Vec<(&'static str, Arc<dyn TokenCredential>)> = Vec::new();
         if std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").is_some() {
-            sources.push((
-                "workload identity",
-                WorkloadIdentityCredential::new(None).map_err(auth)?,
-            ));
+            sources.push(("workload identity", WorkloadIdentityCredential::new(None).map_err(auth)?));
         }
-        let app_service = std::env::var_os("IDENTITY_ENDPOINT").is_some()
-            || std::env::var_os("MSI_ENDPOINT").is_some();
+        let app_service = std::env::var_os("IDENTITY_ENDPOINT").is_some() || std::env::var_os("MSI_ENDPOINT").is_some();
         if app_service {
             sources.push(("managed identity", managed_identity()?));
         }
         sources.push(("Azure CLI", AzureCliCredential::new(None).map_err(auth)?));
         if !app_service {
-            sources.push((
-                "managed identity (VM metadata endpoint)",
-                managed_identity()?,
-            ));
+            sources.push(("managed identity (VM metadata endpoint)", managed_identity()?));
         }
-        Ok(Self {
-            sources,
-            chosen: std::sync::OnceLock::new(),
-        })
+        Ok(Self { sources, chosen: std::sync::OnceLock::new() })
     }
 }
 
@@ -260,10 +214,7 @@ impl TokenCredential for DefaultEntraCredential {
         for (index, (name, source)) in self.sources.iter().enumerate() {
             match source.get_token(scopes, options.clone()).await {
                 Ok(token) => {
-                    tracing::info!(
-                        credential = name,
-                        "App Configuration: authenticated with Entra ID"
-                    );
+                    tracing::info!(credential = name, "App Configuration: authenticated with Entra ID");
                     let _ = self.chosen.set(index);
                     return Ok(token);
                 }
@@ -298,22 +249,13 @@ mod tests {
             "Endpoint=https://example.azconfig.io;Id=test-id-1;Secret=bm90LWEtcmVhbC1zZWNyZXQtb25seS1mb3ItdGVzdHM=",
         )
         .unwrap();
-        let url = Url::parse("https://example.azconfig.io/kv/xledger-sync%2Fstate%2Ftimesheets?label=prod&api-version=1.0")
-            .unwrap();
+        let url =
+            Url::parse("https://example.azconfig.io/kv/xledger-sync%2Fstate%2Ftimesheets?label=prod&api-version=1.0")
+                .unwrap();
         let body = br#"{"value":"{\"format_version\":1}","content_type":"application/json"}"#;
-        let [date, hash, authorization] =
-            hmac_headers(&connection.key, "put", &url, body, fixed_date());
-        assert_eq!(
-            date,
-            ("x-ms-date", "Fri, 11 May 2018 18:48:36 GMT".to_owned())
-        );
-        assert_eq!(
-            hash,
-            (
-                "x-ms-content-sha256",
-                "fxz7Y9p/Pw0fzbasqBZckzJYv8PTslfB9AJLgKOrIDg=".to_owned()
-            )
-        );
+        let [date, hash, authorization] = hmac_headers(&connection.key, "put", &url, body, fixed_date());
+        assert_eq!(date, ("x-ms-date", "Fri, 11 May 2018 18:48:36 GMT".to_owned()));
+        assert_eq!(hash, ("x-ms-content-sha256", "fxz7Y9p/Pw0fzbasqBZckzJYv8PTslfB9AJLgKOrIDg=".to_owned()));
         assert_eq!(
             authorization,
             (
@@ -327,50 +269,29 @@ mod tests {
 
     #[test]
     fn the_content_hash_of_an_empty_body_is_sha256_of_nothing() {
-        assert_eq!(
-            content_hash(b""),
-            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
-        );
+        assert_eq!(content_hash(b""), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
     }
 
     #[test]
     fn host_header_carries_a_non_default_port_only() {
-        assert_eq!(
-            host_header(&Url::parse("https://x.azconfig.io/kv").unwrap()),
-            "x.azconfig.io"
-        );
-        assert_eq!(
-            host_header(&Url::parse("http://127.0.0.1:8080/kv").unwrap()),
-            "127.0.0.1:8080"
-        );
+        assert_eq!(host_header(&Url::parse("https://x.azconfig.io/kv").unwrap()), "x.azconfig.io");
+        assert_eq!(host_header(&Url::parse("http://127.0.0.1:8080/kv").unwrap()), "127.0.0.1:8080");
     }
 
     #[test]
     fn connection_string_errors_and_debug_never_show_the_secret() {
         let secret = "c3VwZXItc2VjcmV0LXZhbHVl";
-        let parsed = ConnectionString::parse(&format!(
-            "Endpoint=https://x.azconfig.io;Id=abc;Secret={secret}"
-        ))
-        .unwrap();
+        let parsed =
+            ConnectionString::parse(&format!("Endpoint=https://x.azconfig.io;Id=abc;Secret={secret}")).unwrap();
         let debug = format!("{parsed:?}");
-        assert!(
-            !debug.contains(secret) && !debug.contains("super-secret"),
-            "{debug}"
-        );
+        assert!(!debug.contains(secret) && !debug.contains("super-secret"), "{debug}");
         assert!(debug.contains("[redacted]"), "{debug}");
 
         let not_base64 = "not base64 at all!";
-        let err = ConnectionString::parse(&format!(
-            "Endpoint=https://x.azconfig.io;Id=abc;Secret={not_base64}"
-        ))
-        .unwrap_err();
-        assert!(!err.to_string().contains(not_base64), "{err}");
         let err =
-            ConnectionString::parse(&format!("Endpoint=https://x.azconfig.io;Secret={secret}"))
-                .unwrap_err();
-        assert!(
-            err.to_string().contains("no `Id=`") && !err.to_string().contains(secret),
-            "{err}"
-        );
+            ConnectionString::parse(&format!("Endpoint=https://x.azconfig.io;Id=abc;Secret={not_base64}")).unwrap_err();
+        assert!(!err.to_string().contains(not_base64), "{err}");
+        let err = ConnectionString::parse(&format!("Endpoint=https://x.azconfig.io;Secret={secret}")).unwrap_err();
+        assert!(err.to_string().contains("no `Id=`") && !err.to_string().contains(secret), "{err}");
     }
 }

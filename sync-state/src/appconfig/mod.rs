@@ -94,9 +94,7 @@ struct Reply {
 
 /// Refuses anything but https, except plain http to a loopback address (test stand-ins).
 pub(crate) fn parse_endpoint(text: &str) -> Result<Url, StateError> {
-    let invalid = |why: &str| {
-        StateError::InvalidConfig(format!("App Configuration endpoint `{text}`: {why}"))
-    };
+    let invalid = |why: &str| StateError::InvalidConfig(format!("App Configuration endpoint `{text}`: {why}"));
     let url = Url::parse(text.trim()).map_err(|e| invalid(&e.to_string()))?;
     let loopback = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -113,11 +111,7 @@ pub(crate) fn parse_endpoint(text: &str) -> Result<Url, StateError> {
     if url.host().is_none() || url.cannot_be_a_base() {
         return Err(invalid("no host"));
     }
-    if !url.username().is_empty()
-        || url.password().is_some()
-        || url.query().is_some()
-        || url.path() != "/"
-    {
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.path() != "/" {
         return Err(invalid("expected just scheme, host and port"));
     }
     Ok(url)
@@ -126,10 +120,7 @@ pub(crate) fn parse_endpoint(text: &str) -> Result<Url, StateError> {
 impl AppConfigBackend {
     pub(crate) fn new(settings: AppConfigSettings) -> Result<Self, StateError> {
         let endpoint = parse_endpoint(&settings.endpoint)?;
-        for (what, text) in [
-            ("key prefix", Some(&settings.key_prefix)),
-            ("label", settings.label.as_ref()),
-        ] {
+        for (what, text) in [("key prefix", Some(&settings.key_prefix)), ("label", settings.label.as_ref())] {
             if let Some(text) = text.filter(|text| text.contains(FILTER_CHARACTERS)) {
                 return Err(StateError::InvalidConfig(format!(
                     "App Configuration {what} `{text}` must not contain `*`, `,` or `\\`"
@@ -187,13 +178,9 @@ impl AppConfigBackend {
             let mut request = self.http.request(method.clone(), url.clone());
             match &self.auth {
                 Auth::Hmac(hmac) => {
-                    for (name, value) in auth::hmac_headers(
-                        hmac,
-                        method.as_str(),
-                        url,
-                        body.unwrap_or_default(),
-                        SystemTime::now(),
-                    ) {
+                    for (name, value) in
+                        auth::hmac_headers(hmac, method.as_str(), url, body.unwrap_or_default(), SystemTime::now())
+                    {
                         request = request.header(name, value);
                     }
                 }
@@ -206,40 +193,25 @@ impl AppConfigBackend {
                 request = request.header(*name, value);
             }
             if let Some(body) = body {
-                request = request
-                    .header("content-type", KV_MEDIA_TYPE)
-                    .body(body.to_vec());
+                request = request.header("content-type", KV_MEDIA_TYPE).body(body.to_vec());
             }
             let retry_after = match request.send().await {
                 Ok(response) => {
                     let status = response.status();
-                    let retryable =
-                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                    let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
                     if !retryable || attempt >= self.retry.max_attempts {
-                        let body =
-                            response
-                                .bytes()
-                                .await
-                                .map_err(|source| StateError::Transport {
-                                    operation,
-                                    key: key.to_owned(),
-                                    source,
-                                })?;
-                        return Ok(Reply {
-                            status,
-                            body: body.to_vec(),
-                            retried: attempt > 1,
-                        });
+                        let body = response.bytes().await.map_err(|source| StateError::Transport {
+                            operation,
+                            key: key.to_owned(),
+                            source,
+                        })?;
+                        return Ok(Reply { status, body: body.to_vec(), retried: attempt > 1 });
                     }
                     tracing::warn!(operation, key, %status, attempt, "App Configuration: retrying");
                     server_retry_after(response.headers())
                 }
                 Err(source) if attempt >= self.retry.max_attempts => {
-                    return Err(StateError::Transport {
-                        operation,
-                        key: key.to_owned(),
-                        source,
-                    });
+                    return Err(StateError::Transport { operation, key: key.to_owned(), source });
                 }
                 Err(source) => {
                     tracing::warn!(operation, key, error = %source, attempt, "App Configuration: retrying");
@@ -261,26 +233,15 @@ impl AppConfigBackend {
             body.truncate(end);
             body.push('…');
         }
-        StateError::Http {
-            operation,
-            key: key.to_owned(),
-            status: reply.status.as_u16(),
-            body,
-        }
+        StateError::Http { operation, key: key.to_owned(), status: reply.status.as_u16(), body }
     }
 
     fn location_of(&self, full_key: &str) -> String {
-        format!(
-            "App Configuration key `{full_key}` (label {}) at {}",
-            self.label_name(),
-            self.endpoint_text()
-        )
+        format!("App Configuration key `{full_key}` (label {}) at {}", self.label_name(), self.endpoint_text())
     }
 
     fn label_name(&self) -> String {
-        self.label
-            .as_deref()
-            .map_or_else(|| "none".to_owned(), |label| format!("`{label}`"))
+        self.label.as_deref().map_or_else(|| "none".to_owned(), |label| format!("`{label}`"))
     }
 
     fn endpoint_text(&self) -> &str {
@@ -295,28 +256,17 @@ impl AppConfigBackend {
     }
 
     fn entry(&self, kv: KeyValue) -> Result<KvEntry, StateError> {
-        let value = serde_json::from_str(kv.value.as_deref().unwrap_or_default()).map_err(|e| {
-            StateError::Corrupt {
-                location: self.location_of(&kv.key),
-                detail: format!("value is not JSON: {e}"),
-            }
+        let value = serde_json::from_str(kv.value.as_deref().unwrap_or_default()).map_err(|e| StateError::Corrupt {
+            location: self.location_of(&kv.key),
+            detail: format!("value is not JSON: {e}"),
         })?;
-        Ok(KvEntry {
-            value,
-            version: Version::new(kv.etag),
-        })
+        Ok(KvEntry { value, version: Version::new(kv.etag) })
     }
 
     /// Reads one key (prefix already applied).
-    async fn get_full(
-        &self,
-        full_key: &str,
-        label: Option<&str>,
-    ) -> Result<Option<KeyValue>, StateError> {
+    async fn get_full(&self, full_key: &str, label: Option<&str>) -> Result<Option<KeyValue>, StateError> {
         let url = self.key_url(full_key, label);
-        let reply = self
-            .send("get", full_key, Method::GET, &url, None, None)
-            .await?;
+        let reply = self.send("get", full_key, Method::GET, &url, None, None).await?;
         match reply.status {
             StatusCode::OK => self.parse_key_value(full_key, &reply.body).map(Some),
             StatusCode::NOT_FOUND => Ok(None),
@@ -373,35 +323,20 @@ impl KvBackend for AppConfigBackend {
         }
     }
 
-    async fn put(
-        &self,
-        key: &str,
-        value: &Value,
-        expect: &Expect,
-    ) -> Result<CasOutcome, StateError> {
+    async fn put(&self, key: &str, value: &Value, expect: &Expect) -> Result<CasOutcome, StateError> {
         let full_key = self.full_key(key);
         let value_text = value.to_string();
-        let body = serde_json::json!({ "value": value_text, "content_type": "application/json" })
-            .to_string();
+        let body = serde_json::json!({ "value": value_text, "content_type": "application/json" }).to_string();
         let condition = match expect {
             Expect::Absent => ("if-none-match", "*".to_owned()),
             Expect::Version(version) => ("if-match", format!("\"{}\"", version.as_str())),
         };
         let url = self.key_url(&full_key, self.label.as_deref());
-        let reply = self
-            .send(
-                "set",
-                &full_key,
-                Method::PUT,
-                &url,
-                Some(body.as_bytes()),
-                Some(condition),
-            )
-            .await?;
+        let reply = self.send("set", &full_key, Method::PUT, &url, Some(body.as_bytes()), Some(condition)).await?;
         match reply.status {
-            StatusCode::OK | StatusCode::CREATED => Ok(CasOutcome::Done(Version::new(
-                self.parse_key_value(&full_key, &reply.body)?.etag,
-            ))),
+            StatusCode::OK | StatusCode::CREATED => {
+                Ok(CasOutcome::Done(Version::new(self.parse_key_value(&full_key, &reply.body)?.etag)))
+            }
             StatusCode::PRECONDITION_FAILED if reply.retried => {
                 // An earlier attempt may have landed before its answer was lost: then the value is ours.
                 match self.get_full(&full_key, self.label.as_deref()).await? {
@@ -420,13 +355,9 @@ impl KvBackend for AppConfigBackend {
         let full_key = self.full_key(key);
         let url = self.key_url(&full_key, self.label.as_deref());
         let condition = expect.map(|version| ("if-match", format!("\"{}\"", version.as_str())));
-        let reply = self
-            .send("delete", &full_key, Method::DELETE, &url, None, condition)
-            .await?;
+        let reply = self.send("delete", &full_key, Method::DELETE, &url, None, condition).await?;
         match reply.status {
-            StatusCode::OK | StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => {
-                Ok(CasOutcome::Done(Version::absent()))
-            }
+            StatusCode::OK | StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(CasOutcome::Done(Version::absent())),
             StatusCode::PRECONDITION_FAILED if reply.retried => {
                 // An earlier attempt may have deleted it before its answer was lost.
                 match self.get_full(&full_key, self.label.as_deref()).await? {
@@ -445,17 +376,14 @@ impl KvBackend for AppConfigBackend {
         let mut url = self.list_url(&full_prefix);
         let mut entries = Vec::new();
         loop {
-            let reply = self
-                .send("list", &filter, Method::GET, &url, None, None)
-                .await?;
+            let reply = self.send("list", &filter, Method::GET, &url, None, None).await?;
             if reply.status != StatusCode::OK {
                 return Err(Self::http_error("list", &filter, &reply));
             }
-            let page: KeyValuePage =
-                serde_json::from_slice(&reply.body).map_err(|e| StateError::Corrupt {
-                    location: self.location_of(&filter),
-                    detail: format!("unexpected list response: {e}"),
-                })?;
+            let page: KeyValuePage = serde_json::from_slice(&reply.body).map_err(|e| StateError::Corrupt {
+                location: self.location_of(&filter),
+                detail: format!("unexpected list response: {e}"),
+            })?;
             for kv in page.items {
                 let Some(key) = kv.key.strip_prefix(&self.key_prefix).map(str::to_owned) else {
                     continue;
@@ -490,16 +418,10 @@ impl KvBackend for AppConfigBackend {
             .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
             .map(|time| time.with_timezone(&Utc))
             .ok_or_else(|| StateError::Corrupt {
-                location: format!(
-                    "App Configuration key `{key}` (the old app's) at {}",
-                    self.endpoint_text()
-                ),
+                location: format!("App Configuration key `{key}` (the old app's) at {}", self.endpoint_text()),
                 detail: format!("no usable last_modified: {:?}", kv.last_modified),
             })?;
-        Ok(Some(LegacyValue {
-            value: kv.value.unwrap_or_default(),
-            last_modified,
-        }))
+        Ok(Some(LegacyValue { value: kv.value.unwrap_or_default(), last_modified }))
     }
 }
 

@@ -54,17 +54,11 @@ pub struct FakeAppConfig {
 
 impl FakeAppConfig {
     pub fn hmac() -> Self {
-        Self {
-            state: Arc::default(),
-            bearer: None,
-        }
+        Self { state: Arc::default(), bearer: None }
     }
 
     pub fn entra() -> Self {
-        Self {
-            state: Arc::default(),
-            bearer: Some(format!("Bearer {BEARER}")),
-        }
+        Self { state: Arc::default(), bearer: Some(format!("Bearer {BEARER}")) }
     }
 
     pub fn seed(&self, key: &str, label: Option<&str>, value: &str, last_modified: &str) {
@@ -73,22 +67,12 @@ impl FakeAppConfig {
         let etag = format!("seed-{}", state.next_etag);
         state.kvs.insert(
             (key.to_owned(), label.map(str::to_owned)),
-            Stored {
-                value: value.to_owned(),
-                etag,
-                content_type: None,
-                last_modified: last_modified.to_owned(),
-            },
+            Stored { value: value.to_owned(), etag, content_type: None, last_modified: last_modified.to_owned() },
         );
     }
 
     pub fn stored(&self, key: &str, label: Option<&str>) -> Option<Stored> {
-        self.state
-            .lock()
-            .unwrap()
-            .kvs
-            .get(&(key.to_owned(), label.map(str::to_owned)))
-            .cloned()
+        self.state.lock().unwrap().kvs.get(&(key.to_owned(), label.map(str::to_owned))).cloned()
     }
 
     pub fn keys(&self) -> Vec<(String, Option<String>)> {
@@ -109,20 +93,10 @@ impl FakeAppConfig {
     }
 
     fn check_auth(&self, request: &Request) -> Result<(), String> {
-        let header = |name: &str| {
-            request
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let authorization = header("authorization").ok_or("no Authorization")?;
         if let Some(bearer) = &self.bearer {
-            return if &authorization == bearer {
-                Ok(())
-            } else {
-                Err("wrong bearer token".into())
-            };
+            return if &authorization == bearer { Ok(()) } else { Err("wrong bearer token".into()) };
         }
         // Microsoft's recipe, written again independently of the crate.
         let date = header("x-ms-date").ok_or("no x-ms-date")?;
@@ -135,21 +109,14 @@ impl FakeAppConfig {
             Some(query) => format!("{}?{query}", request.url.path()),
             None => request.url.path().to_owned(),
         };
-        let to_sign = format!(
-            "{}\n{path_and_query}\n{date};{host};{hash}",
-            request.method.as_str()
-        );
+        let to_sign = format!("{}\n{path_and_query}\n{date};{host};{hash}", request.method.as_str());
         let mut mac = Hmac::<Sha256>::new_from_slice(&BASE64.decode(SECRET).unwrap()).unwrap();
         mac.update(to_sign.as_bytes());
         let expected = format!(
             "HMAC-SHA256 Credential={ID}&SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature={}",
             BASE64.encode(mac.finalize().into_bytes())
         );
-        if authorization == expected {
-            Ok(())
-        } else {
-            Err(format!("bad signature for {to_sign:?}"))
-        }
+        if authorization == expected { Ok(()) } else { Err(format!("bad signature for {to_sign:?}")) }
     }
 }
 
@@ -178,17 +145,8 @@ fn kv_json(key: &str, label: &Option<String>, stored: &Stored) -> Value {
 
 impl Respond for FakeAppConfig {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let path_and_query = format!(
-            "{} {}?{}",
-            request.method,
-            request.url.path(),
-            request.url.query().unwrap_or("")
-        );
-        self.state
-            .lock()
-            .unwrap()
-            .requests
-            .push(path_and_query.clone());
+        let path_and_query = format!("{} {}?{}", request.method, request.url.path(), request.url.query().unwrap_or(""));
+        self.state.lock().unwrap().requests.push(path_and_query.clone());
         if let Err(why) = self.check_auth(request) {
             self.state.lock().unwrap().auth_failures.push(why.clone());
             return ResponseTemplate::new(401).set_body_string(why);
@@ -217,22 +175,12 @@ impl FakeAppConfig {
         if query.get("api-version").map(String::as_str) != Some("1.0") {
             return ResponseTemplate::new(400).set_body_string("api-version 1.0 required");
         }
-        let header = |name: &str| {
-            request
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let mut state = self.state.lock().unwrap();
         let path = request.url.path();
         if path == "/kv" {
             // List: `key=<prefix>*`, `label=<label>` or `\0` for no label, `after=<key>` for later pages.
-            let prefix = query
-                .get("key")
-                .and_then(|k| k.strip_suffix('*'))
-                .unwrap_or("")
-                .to_owned();
+            let prefix = query.get("key").and_then(|k| k.strip_suffix('*')).unwrap_or("").to_owned();
             let label = match query.get("label").map(String::as_str) {
                 Some("\0") | None => None,
                 Some(label) => Some(label.to_owned()),
@@ -241,9 +189,7 @@ impl FakeAppConfig {
             let matching: Vec<Value> = state
                 .kvs
                 .iter()
-                .filter(|((key, l), _)| {
-                    key.starts_with(&prefix) && *l == label && key.as_str() > after.as_str()
-                })
+                .filter(|((key, l), _)| key.starts_with(&prefix) && *l == label && key.as_str() > after.as_str())
                 .map(|((key, l), stored)| kv_json(key, l, stored))
                 .collect();
             let page: Vec<Value> = matching.iter().take(PAGE_SIZE).cloned().collect();
@@ -277,16 +223,12 @@ impl FakeAppConfig {
         };
         match request.method.as_str() {
             "GET" => match current {
-                Some(stored) => {
-                    ResponseTemplate::new(200).set_body_json(kv_json(&key, &label, &stored))
-                }
+                Some(stored) => ResponseTemplate::new(200).set_body_json(kv_json(&key, &label, &stored)),
                 None => ResponseTemplate::new(404),
             },
             "PUT" if !precondition_holds => ResponseTemplate::new(412),
             "PUT" => {
-                if header("content-type").as_deref()
-                    != Some("application/vnd.microsoft.appconfig.kv+json")
-                {
+                if header("content-type").as_deref() != Some("application/vnd.microsoft.appconfig.kv+json") {
                     return ResponseTemplate::new(415);
                 }
                 let body: Value = serde_json::from_slice(&request.body).unwrap();
@@ -302,9 +244,7 @@ impl FakeAppConfig {
             }
             "DELETE" if !precondition_holds => ResponseTemplate::new(412),
             "DELETE" => match state.kvs.remove(&id) {
-                Some(stored) => {
-                    ResponseTemplate::new(200).set_body_json(kv_json(&key, &label, &stored))
-                }
+                Some(stored) => ResponseTemplate::new(200).set_body_json(kv_json(&key, &label, &stored)),
                 None => ResponseTemplate::new(204),
             },
             _ => ResponseTemplate::new(405),

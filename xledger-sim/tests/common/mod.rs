@@ -42,11 +42,15 @@ pub async fn post_with(sim: &SimHandle, body: Value, authorization: Option<&str>
 }
 
 pub fn items_query(field: &str, selection: &str) -> String {
-    format!("query Q($first: Int, $after: String) {{ {field}(first: $first, after: $after) {{ edges {{ cursor node {{ {selection} }} }} pageInfo {{ hasNextPage }} }} }}")
+    format!(
+        "query Q($first: Int, $after: String) {{ {field}(first: $first, after: $after) {{ edges {{ cursor node {{ {selection} }} }} pageInfo {{ hasNextPage }} }} }}"
+    )
 }
 
 pub fn deltas_query(field: &str) -> String {
-    format!("query D($first: Int, $last: Int, $after: String) {{ {field}(first: $first, last: $last, after: $after) {{ edges {{ cursor node {{ dbId mutationType }} }} pageInfo {{ hasNextPage }} }} }}")
+    format!(
+        "query D($first: Int, $last: Int, $after: String) {{ {field}(first: $first, last: $last, after: $after) {{ edges {{ cursor node {{ dbId mutationType }} }} pageInfo {{ hasNextPage }} }} }}"
+    )
 }
 
 /// The `(dbId, mutationType)` pairs of a deltas answer under `key`, and the last cursor.
@@ -54,7 +58,12 @@ pub fn deltas_of(answer: &Answer, key: &str) -> (Vec<(String, String)>, Option<S
     let edges = answer.body["data"][key]["edges"].as_array().cloned().unwrap_or_default();
     let entries = edges
         .iter()
-        .map(|e| (e["node"]["dbId"].to_string().trim_matches('"').to_owned(), e["node"]["mutationType"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["node"]["dbId"].to_string().trim_matches('"').to_owned(),
+                e["node"]["mutationType"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let cursor = edges.last().map(|e| e["cursor"].as_str().unwrap().to_owned());
     (entries, cursor)
