@@ -361,7 +361,7 @@ fn scan_leaf(
             let value = scanner.boolean()?;
             append_boolean(builder, value).map_err(|_| Bail)
         }
-        Some(b'n') if !column.graphql_type.ends_with('!') => {
+        Some(b'n') if column.nullable => {
             scanner.null()?;
             builder.append_null();
             Ok(())
@@ -889,7 +889,7 @@ impl<'de> Visitor<'de> for LeafSeed<'_> {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        if self.column.graphql_type.ends_with('!') {
+        if !self.column.nullable {
             return Err(self.refuse("null".into(), ConvertReason::UnexpectedNull));
         }
         self.builder.append_null();

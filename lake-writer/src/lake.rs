@@ -179,7 +179,7 @@ impl Lake {
         if !valid {
             return Err(LakeError::InvalidEntityName(entity.to_string()));
         }
-        let folder = xledger_model::entity(entity).map(|e| e.lake_folder).unwrap_or(entity);
+        let folder = xledger_model::entity(entity).map(|e| e.name).unwrap_or(entity);
         Ok(self.prefix.clone().join(folder))
     }
 

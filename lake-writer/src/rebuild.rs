@@ -223,7 +223,7 @@ pub fn canonical_row_from_node(entity: &'static EntitySpec, node: &Value) -> Res
             }
         }
         let value = match current {
-            Value::Null if column.graphql_type.ends_with('!') => {
+            Value::Null if !column.nullable => {
                 return Err(error(column.name, "null".into(), ConvertReason::UnexpectedNull));
             }
             Value::Null => Value::Null,

@@ -91,7 +91,7 @@ pub async fn state(global: &GlobalArgs) -> anyhow::Result<Arc<dyn StateStore>> {
 fn legacy_aliases() -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for e in entities() {
-        if let Some(feed) = e.deltas_field {
+        if let Some(feed) = e.change_feed.map(|feed| feed.field) {
             let singular = feed.trim_end_matches("_deltas");
             if singular != e.name {
                 out.insert(e.name.to_string(), vec![singular.to_string()]);

@@ -147,12 +147,8 @@ async fn an_entity_without_a_change_feed_is_loaded_in_full_on_every_pass() {
     // The registry entry a query file without a deltas operation produces (see xledger-model's
     // ninth-entity test), here for `projects` so the simulator serves it.
     let projects = xledger_model::entity("projects").unwrap();
-    let full_only: &'static xledger_model::EntitySpec = Box::leak(Box::new(xledger_model::EntitySpec {
-        deltas_field: None,
-        deltas: None,
-        by_db_ids: None,
-        ..*projects
-    }));
+    let full_only: &'static xledger_model::EntitySpec =
+        Box::leak(Box::new(xledger_model::EntitySpec { change_feed: None, ..*projects }));
     assert!(!full_only.has_change_feed());
 
     let env = TestEnv::new(90, 19).await;

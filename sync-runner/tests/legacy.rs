@@ -37,7 +37,7 @@ async fn the_old_apps_cursors_continue_incrementally_without_a_full_load() {
         let name = if i % 2 == 0 {
             entity.name.to_string()
         } else {
-            entity.deltas_field.unwrap().trim_end_matches("_deltas").to_string()
+            entity.change_feed.unwrap().field.trim_end_matches("_deltas").to_string()
         };
         app_config.seed(&format!("{name}-deltas_cursor"), None, &cursor, &last_modified);
         app_config.seed(&format!("{name}-initial_sync_complete"), None, "True", &last_modified);

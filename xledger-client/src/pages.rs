@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use xledger_model::page::{DeltaPage, NodeSink, RawPage};
-use xledger_model::{DbIdKind, EntitySpec, OperationDoc};
+use xledger_model::{ChangeFeed, DbIdKind, EntitySpec, OperationDoc};
 
 use crate::client::{Reply, XledgerClient};
 use crate::error::{ClientError, ErrorKind, RequestContext};
@@ -404,7 +404,7 @@ impl XledgerClient {
         chunk_size: usize,
         page_size: usize,
     ) -> impl Stream<Item = Result<RawPage, ClientError>> + Send + '_ {
-        let operation = match entity.by_db_ids {
+        let operation = match entity.change_feed.map(|feed| feed.by_db_ids) {
             None => Err(ClientError::new(
                 ErrorKind::InvalidArgument,
                 RequestContext::entity(entity.name, "by dbIds"),
@@ -448,11 +448,11 @@ impl XledgerClient {
         page_size: usize,
         after: Option<String>,
     ) -> impl Stream<Item = Result<DeltaPage, ClientError>> + Send + '_ {
-        match (entity.deltas, entity.deltas_field) {
-            (Some(operation), Some(field)) => {
-                Either::Left(self.pages::<DeltaPage>(Pager::new(entity, operation, field, page_size, after)))
+        match entity.change_feed {
+            Some(feed) => {
+                Either::Left(self.pages::<DeltaPage>(Pager::new(entity, feed.deltas, feed.field, page_size, after)))
             }
-            _ => Either::Right(futures_stream::once(futures::future::ready(Err(no_change_feed(entity))))),
+            None => Either::Right(futures_stream::once(futures::future::ready(Err(no_change_feed(entity))))),
         }
     }
 
@@ -460,7 +460,7 @@ impl XledgerClient {
     /// empty. A full sync reads it *before* loading items, so changes made during the load are
     /// picked up by the next incremental run.
     pub async fn deltas_head_cursor(&self, entity: &'static EntitySpec) -> Result<Option<String>, ClientError> {
-        let (Some(operation), Some(field)) = (entity.deltas, entity.deltas_field) else {
+        let Some(ChangeFeed { field, deltas: operation, .. }) = entity.change_feed else {
             return Err(no_change_feed(entity));
         };
         let ctx = RequestContext::entity(entity.name, operation.name);
@@ -502,7 +502,7 @@ impl XledgerClient {
         check_page_size(page_size, self.inner.max_page_size, &ctx)?;
         let mut fields = Vec::with_capacity(feeds.len());
         for feed in feeds {
-            fields.push(feed.entity.deltas_field.ok_or_else(|| no_change_feed(feed.entity))?);
+            fields.push(feed.entity.change_feed.map(|feed| feed.field).ok_or_else(|| no_change_feed(feed.entity))?);
         }
         let document = probe_document(&fields);
         let mut variables = Map::new();

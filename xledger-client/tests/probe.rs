@@ -55,7 +55,7 @@ async fn one_request_reads_eight_feeds_each_after_its_own_cursor() {
     let vars = variables(request);
     assert_eq!(vars["first"], json!(500));
     for (i, feed) in feeds.iter().enumerate() {
-        let field = feed.entity.deltas_field.expect("a feed");
+        let field = feed.entity.change_feed.expect("a feed").field;
         assert!(document.contains(&format!("f{i}: {field}(first: $first, after: $after{i})")), "{document}");
         assert_eq!(vars[format!("after{i}")], json!(feed.after), "feed {i}");
     }

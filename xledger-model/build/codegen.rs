@@ -38,8 +38,10 @@ pub struct Column {
     pub path: Vec<String>,
     pub kind: Kind,
     pub json: Json,
-    /// The GraphQL type the schema gives the leaf, e.g. `Int64String!`.
+    /// The named GraphQL type of the leaf, e.g. `Int64String` (without `!`).
     pub graphql_type: String,
+    /// False when the schema declares the leaf non-null (`Int64String!`).
+    pub nullable: bool,
     /// True when a type hint (not the schema) decided `kind`.
     pub hinted: bool,
 }
@@ -49,6 +51,15 @@ pub struct Operation {
     pub name: String,
     /// The operation with the fragments it uses, printed canonically.
     pub document: String,
+}
+
+/// An entity's change feed: its root field and the two operations incremental passes use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeFeed {
+    /// The `<entity>_deltas` root field.
+    pub field: String,
+    pub deltas: Operation,
+    pub by_db_ids: Operation,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,11 +73,9 @@ pub struct Entity {
     pub name: String,
     pub items_field: String,
     pub node_type: String,
-    pub deltas_field: Option<String>,
     pub db_id_kind: DbIdKind,
     pub items_page: Operation,
-    pub by_db_ids: Option<Operation>,
-    pub deltas: Option<Operation>,
+    pub change_feed: Option<ChangeFeed>,
     pub columns: Vec<Column>,
     pub fingerprint: String,
 }
@@ -281,9 +290,6 @@ fn analyze_entity(schema: &Schema<'_>, file: &QueryFile, hints: &BTreeMap<String
             None => return Err("the items page must select `dbId`".into()),
         },
     };
-    if deltas.is_some() && by_ids.is_none() {
-        return Err("an entity with a deltas operation also needs a by-dbIds operation (filter: { dbId_in: $dbIds }) to fetch changed rows".into());
-    }
     match columns.first() {
         Some(c) if c.name == "dbId" => {}
         _ => return Err("the node selection must start with `dbId`".into()),
@@ -302,16 +308,21 @@ fn analyze_entity(schema: &Schema<'_>, file: &QueryFile, hints: &BTreeMap<String
         c.hinted = true;
     }
 
+    let change_feed = match (deltas, by_ids) {
+        (Some((deltas, field)), Some((by_db_ids, ..))) => Some(ChangeFeed { field, deltas, by_db_ids }),
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err("an entity with a deltas operation also needs a by-dbIds operation (filter: { dbId_in: $dbIds }) to fetch changed rows".into());
+        }
+    };
     let fingerprint = fingerprint(&columns);
     Ok(Entity {
         name: file.entity.clone(),
         items_field,
         node_type,
-        deltas_field: deltas.as_ref().map(|(_, f)| f.clone()),
         db_id_kind,
         items_page,
-        by_db_ids: by_ids.map(|(op, ..)| op),
-        deltas: deltas.map(|(op, _)| op),
+        change_feed,
         columns,
         fingerprint,
     })
@@ -443,7 +454,7 @@ fn flatten<'a>(
                 let leaf = named(field_type);
                 prefix.push(f.name.to_string());
                 if f.selection_set.items.is_empty() {
-                    out.push(leaf_column(schema, prefix, leaf, &type_string(field_type))?);
+                    out.push(leaf_column(schema, prefix, leaf, !type_string(field_type).ends_with('!'))?);
                 } else {
                     if !schema.objects.contains_key(leaf) {
                         return Err(format!(
@@ -482,7 +493,7 @@ fn flatten<'a>(
     Ok(out)
 }
 
-fn leaf_column(schema: &Schema<'_>, path: &[String], leaf: &str, graphql_type: &str) -> Result<Column, String> {
+fn leaf_column(schema: &Schema<'_>, path: &[String], leaf: &str, nullable: bool) -> Result<Column, String> {
     let name = path.join(".");
     let (kind, json) = match leaf {
         "Int64String" => (Kind::Int64, Json::String),
@@ -497,7 +508,7 @@ fn leaf_column(schema: &Schema<'_>, path: &[String], leaf: &str, graphql_type: &
             return Err(format!("field `{name}` has type `{other}`, which is not a scalar or enum: select its fields"));
         }
     };
-    Ok(Column { name, path: path.to_vec(), kind, json, graphql_type: graphql_type.to_string(), hinted: false })
+    Ok(Column { name, path: path.to_vec(), kind, json, graphql_type: leaf.to_string(), nullable, hinted: false })
 }
 
 fn print_operation<'a>(
@@ -620,10 +631,8 @@ pub fn render_registry(entities: &[Entity]) -> String {
     for e in entities {
         let _ = writeln!(out, "    EntitySpec {{");
         let _ = writeln!(out, "        name: {:?},", e.name);
-        let _ = writeln!(out, "        lake_folder: {:?},", e.name);
         let _ = writeln!(out, "        items_field: {:?},", e.items_field);
         let _ = writeln!(out, "        node_type: {:?},", e.node_type);
-        let _ = writeln!(out, "        deltas_field: {},", opt_str(e.deltas_field.as_deref()));
         let _ = writeln!(
             out,
             "        db_id_kind: DbIdKind::{},",
@@ -633,28 +642,28 @@ pub fn render_registry(entities: &[Entity]) -> String {
             }
         );
         let _ = writeln!(out, "        items_page: {},", render_op(&e.items_page));
-        let _ = writeln!(
-            out,
-            "        by_db_ids: {},",
-            e.by_db_ids.as_ref().map_or("None".into(), |o| format!("Some({})", render_op(o)))
-        );
-        let _ = writeln!(
-            out,
-            "        deltas: {},",
-            e.deltas.as_ref().map_or("None".into(), |o| format!("Some({})", render_op(o)))
-        );
+        let change_feed = e.change_feed.as_ref().map_or("None".into(), |feed| {
+            format!(
+                "Some(ChangeFeed {{ field: {:?}, deltas: {}, by_db_ids: {} }})",
+                feed.field,
+                render_op(&feed.deltas),
+                render_op(&feed.by_db_ids)
+            )
+        });
+        let _ = writeln!(out, "        change_feed: {change_feed},");
         let _ = writeln!(out, "        fingerprint: {:?},", e.fingerprint);
         let _ = writeln!(out, "        columns: &[");
         for c in &e.columns {
             let path: Vec<String> = c.path.iter().map(|p| format!("{p:?}")).collect();
             let _ = writeln!(
                 out,
-                "            ColumnSpec {{ name: {:?}, path: &[{}], kind: {}, json: JsonRepr::{:?}, graphql_type: {:?}, hinted: {} }},",
+                "            ColumnSpec {{ name: {:?}, path: &[{}], kind: {}, json: JsonRepr::{:?}, graphql_type: {:?}, nullable: {}, hinted: {} }},",
                 c.name,
                 path.join(", "),
                 render_kind(c.kind),
                 c.json,
                 c.graphql_type,
+                c.nullable,
                 c.hinted
             );
         }
@@ -667,10 +676,6 @@ pub fn render_registry(entities: &[Entity]) -> String {
 
 fn render_op(op: &Operation) -> String {
     format!("OperationDoc {{ name: {:?}, document: {:?} }}", op.name, op.document)
-}
-
-fn opt_str(s: Option<&str>) -> String {
-    s.map_or_else(|| "None".to_string(), |s| format!("Some({s:?})"))
 }
 
 fn render_kind(kind: Kind) -> String {

@@ -19,7 +19,7 @@
 //! use xledger_model::{entity, ColumnKind};
 //!
 //! let timesheets = entity("timesheets").expect("a built-in entity");
-//! assert_eq!(timesheets.deltas_field, Some("timesheet_deltas"));
+//! assert_eq!(timesheets.change_feed.map(|feed| feed.field), Some("timesheet_deltas"));
 //! let hours = timesheets.column("workingHours").expect("selected by the query");
 //! assert!(matches!(hours.kind, ColumnKind::Decimal { scale: 6, .. }));
 //! let schema = timesheets.arrow_schema();
@@ -34,7 +34,7 @@ mod spec;
 pub mod time;
 
 pub use spec::{
-    ColumnKind, ColumnSpec, DbIdKind, ENTITIES, EntitySpec, JsonRepr, MUTATION_TYPE_COLUMN, OperationDoc,
+    ChangeFeed, ColumnKind, ColumnSpec, DbIdKind, ENTITIES, EntitySpec, JsonRepr, MUTATION_TYPE_COLUMN, OperationDoc,
     SYNCED_AT_COLUMN, entities, entity,
 };
 

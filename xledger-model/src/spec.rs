@@ -64,8 +64,11 @@ pub struct ColumnSpec {
     pub path: &'static [&'static str],
     pub kind: ColumnKind,
     pub json: JsonRepr,
-    /// The leaf's GraphQL type as the schema declares it, e.g. `Int64String!`.
+    /// The leaf's named GraphQL type, e.g. `Int64String` (nullability is [`ColumnSpec::nullable`]).
     pub graphql_type: &'static str,
+    /// False when the schema declares the leaf non-null (`Int64String!`): a `null` under a present
+    /// parent is then an error. A `null` parent object still nulls every column under it.
+    pub nullable: bool,
     /// True when `schema/type-hints.toml` (not the schema) decided `kind`.
     pub hinted: bool,
 }
@@ -86,26 +89,33 @@ pub struct OperationDoc {
     pub document: &'static str,
 }
 
+/// An entity's change feed and the two operations an incremental pass needs: the feed's pages, and
+/// the current rows of the dbIds it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeFeed {
+    /// The root field of the feed, e.g. `timesheet_deltas`.
+    pub field: &'static str,
+    /// Variables `$first`, `$last`, `$after`.
+    pub deltas: OperationDoc,
+    /// Variables `$dbIds`, `$first`, `$after`.
+    pub by_db_ids: OperationDoc,
+}
+
 /// Everything the tool knows about one entity, generated from its query file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntitySpec {
-    /// The entity name: the query file's stem, e.g. `arTransactions`.
+    /// The entity name: the query file's stem, e.g. `arTransactions`. Also its lake folder (the old
+    /// app's layout).
     pub name: &'static str,
-    /// The lake folder its files go to (the old app's layout: the entity name).
-    pub lake_folder: &'static str,
     /// The root field of the items connection, e.g. `timesheets`.
     pub items_field: &'static str,
     /// The GraphQL type of a node, e.g. `Timesheet`.
     pub node_type: &'static str,
-    /// The change feed, e.g. `timesheet_deltas`; `None` for a full-only entity.
-    pub deltas_field: Option<&'static str>,
     pub db_id_kind: DbIdKind,
     /// Variables `$first: Int!, $after: String`.
     pub items_page: OperationDoc,
-    /// Variables `$dbIds`, `$first`, `$after`; present whenever `deltas` is.
-    pub by_db_ids: Option<OperationDoc>,
-    /// Variables `$first`, `$last`, `$after`.
-    pub deltas: Option<OperationDoc>,
+    /// `None` for a full-only entity: every pass loads it in full.
+    pub change_feed: Option<ChangeFeed>,
     /// A hash of the column names and types: equal exactly when two builds write the same schema.
     pub fingerprint: &'static str,
     /// The node columns in query order; `dbId` is first.
@@ -115,7 +125,7 @@ pub struct EntitySpec {
 impl EntitySpec {
     /// True when the entity has a change feed; otherwise every pass is a full sync.
     pub fn has_change_feed(&self) -> bool {
-        self.deltas_field.is_some()
+        self.change_feed.is_some()
     }
 
     /// A node column by its flattened name.

@@ -43,8 +43,7 @@ fn a_ninth_query_file_becomes_a_full_only_registry_entry() {
     assert_eq!(entities.len(), 9);
     let accounts = entities.iter().find(|e| e.name == "accounts").unwrap();
     assert_eq!(accounts.items_field, "accounts");
-    assert_eq!(accounts.deltas_field, None);
-    assert!(accounts.by_db_ids.is_none());
+    assert_eq!(accounts.change_feed, None);
     let names: Vec<_> = accounts.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["dbId", "code", "description", "accountGroup.description", "accountGroup.codeTranslated"]);
     assert_eq!(accounts.columns[0].kind, Kind::Int64);
@@ -52,7 +51,7 @@ fn a_ninth_query_file_becomes_a_full_only_registry_entry() {
 
     let source = codegen::render_registry(&entities);
     assert!(source.contains("name: \"accounts\""));
-    assert!(source.contains("deltas_field: None"));
+    assert!(source.contains("change_feed: None"));
 }
 
 #[test]

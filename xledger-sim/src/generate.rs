@@ -154,7 +154,7 @@ fn render_leaf(column: &ColumnSpec, row: &RowIdentity<'_>, rng: &mut SimRng, dep
             _ => {}
         }
     }
-    let nullable = !column.graphql_type.ends_with('!');
+    let nullable = column.nullable;
     if nullable && rng.chance(0.03) {
         out.push_str("null");
         return;

@@ -540,8 +540,10 @@ fn plan_root<'q>(store: &Store, context: &Context<'q>, group: &Group<'q>) -> Res
         is_leaf_selection(group, "String", "Query")?;
         return Ok(RootPlan::Typename { key });
     }
-    let table =
-        store.tables.values().find(|t| t.spec.items_field == group.name || t.spec.deltas_field == Some(group.name));
+    let table = store
+        .tables
+        .values()
+        .find(|t| t.spec.items_field == group.name || t.spec.change_feed.is_some_and(|feed| feed.field == group.name));
     let Some(table) = table else { return Err(cannot_query(group, "Query")) };
     let field = group.fields[0];
     if group.fields.iter().any(|f| f.arguments != field.arguments) {
@@ -800,7 +802,7 @@ fn plan_node<'q>(
                 NodeField::Typename(type_name)
             }
             (_, Some((name, TreeNode::Leaf(column)))) => {
-                is_leaf_selection(&child, column.graphql_type.trim_end_matches('!'), type_label)?;
+                is_leaf_selection(&child, column.graphql_type, type_label)?;
                 NodeField::Leaf(name)
             }
             (_, Some((name, TreeNode::Object(subtree)))) => {
@@ -859,7 +861,9 @@ fn run(store: &Store, plans: &[RootPlan]) -> Executed {
         let (key, field_name) = match plan {
             RootPlan::Typename { key } => (key, None),
             RootPlan::Items { key, entity, .. } => (key, store.tables.get(entity).map(|t| t.spec.items_field)),
-            RootPlan::Deltas { key, entity, .. } => (key, store.tables.get(entity).and_then(|t| t.spec.deltas_field)),
+            RootPlan::Deltas { key, entity, .. } => {
+                (key, store.tables.get(entity).and_then(|t| t.spec.change_feed).map(|feed| feed.field))
+            }
         };
         push_json_string(key, &mut body);
         body.push(':');

@@ -121,7 +121,7 @@ async fn random_changes_repeat_db_ids_and_every_change_is_in_a_feed() {
     assert!(summary.by_entity.values().any(|c| !c.changed_repeatedly.is_empty()));
     let mut entries = 0;
     for spec in xledger_model::entities() {
-        let Some(feed) = spec.deltas_field else { continue };
+        let Some(feed) = spec.change_feed.map(|feed| feed.field) else { continue };
         let answer = post(&sim, &deltas_query(feed), json!({ "first": 10000 })).await;
         entries += deltas_of(&answer, feed).0.len();
         let counts = summary.by_entity.get(spec.name).cloned().unwrap_or_default();

@@ -100,7 +100,7 @@ async fn every_registry_operation_document_is_served() {
                 xledger_model::DbIdKind::Int => json!(db_id_of(node)),
             })
             .collect();
-        let by_ids = spec.by_db_ids.unwrap();
+        let by_ids = spec.change_feed.unwrap().by_db_ids;
         let answer = post(&sim, by_ids.document, json!({ "dbIds": wanted, "first": 100 })).await;
         assert_eq!(
             ids_of(&answer, spec.items_field),
@@ -109,9 +109,9 @@ async fn every_registry_operation_document_is_served() {
             spec.name
         );
 
-        let deltas = post(&sim, spec.deltas.unwrap().document, json!({ "first": 10 })).await;
+        let deltas = post(&sim, spec.change_feed.unwrap().deltas.document, json!({ "first": 10 })).await;
         assert_eq!(
-            deltas.body["data"][spec.deltas_field.unwrap()]["edges"],
+            deltas.body["data"][spec.change_feed.unwrap().field]["edges"],
             json!([]),
             "{} deltas start empty",
             spec.name
@@ -151,7 +151,7 @@ async fn timesheet_ids_beyond_2_pow_53_travel_as_exact_strings() {
     let big = big.expect("a timesheet id beyond 2^53");
     let answer = post(
         &sim,
-        xledger_model::entity("timesheets").unwrap().by_db_ids.unwrap().document,
+        xledger_model::entity("timesheets").unwrap().change_feed.unwrap().by_db_ids.document,
         json!({ "dbIds": [big], "first": 5 }),
     )
     .await;
@@ -234,7 +234,8 @@ async fn modified_at_gte_compares_central_european_wall_clock() {
 #[tokio::test]
 async fn several_root_fields_under_aliases_share_one_request() {
     let sim = start(2).await;
-    let feeds: Vec<&str> = xledger_model::entities().iter().filter_map(|e| e.deltas_field).collect();
+    let feeds: Vec<&str> =
+        xledger_model::entities().iter().filter_map(|e| e.change_feed.map(|feed| feed.field)).collect();
     let variables: Vec<String> = (0..feeds.len()).map(|i| format!("$a{i}: String")).collect();
     let fields: Vec<String> = feeds
         .iter()

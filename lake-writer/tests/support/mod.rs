@@ -87,7 +87,7 @@ pub fn node(entity: &EntitySpec, db_id: i64, rng: &mut Rng, nulls: NullRates) ->
                 JsonRepr::String => json!(db_id.to_string()),
                 _ => json!(db_id),
             }
-        } else if !column.graphql_type.ends_with('!') && rng.chance(nulls.leaf) {
+        } else if column.nullable && rng.chance(nulls.leaf) {
             Value::Null
         } else {
             leaf(column.kind, column.json, rng)
