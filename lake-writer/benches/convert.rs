@@ -1,12 +1,10 @@
 //! Rows/s and MB/s of the writer for timesheets and transactions, 10 000-node pages:
 //!
-//! - `convert/<entity>/streamed`: page text → RecordBatch in one pass (the `NodeSink` path full
-//!   loads take: each node parsed straight into the builders);
-//! - `convert/<entity>/direct`: JSON nodes already captured as `RawValue`s → RecordBatch (the
-//!   careful path incremental passes and refused pages take);
+//! - `convert/<entity>/direct`: the nodes' JSON texts → RecordBatch, as every page goes through
+//!   [`PageConverter`];
 //! - `convert/<entity>/serde_arrow`: the same output via `serde_json::Value` → flattened records →
 //!   `serde_arrow` (with the exactness checks `serde_arrow` lacks done first, as they would have to be);
-//! - `write/<entity>`: page text → Parquet (zstd) part file in an in-memory lake, end to end, one pass;
+//! - `write/<entity>`: the nodes' texts → Parquet (zstd) part file in an in-memory lake, end to end;
 //!   measured in rows/s and, in `write_bytes/<entity>`, in MB/s of input JSON.
 //!
 //! Run with `cargo bench -p lake-writer --bench convert`.
@@ -21,21 +19,19 @@ use chrono::{NaiveDate, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lake_writer::{FileKind, Lake, LakeOptions, PageConverter, PartSpec, RunStamp, WriterOptions};
 use serde_json::Value;
-use serde_json::value::RawValue;
-use xledger_model::page::{MutationType, NodeSink};
-use xledger_model::scan::Scanner;
+use xledger_model::page::MutationType;
 use xledger_model::{ColumnKind, EntitySpec, MUTATION_TYPE_COLUMN, SYNCED_AT_COLUMN};
 
 const PAGE: usize = 10_000;
 
-fn page(entity: &EntitySpec) -> Vec<Box<RawValue>> {
+fn page(entity: &EntitySpec) -> Vec<String> {
     // All columns filled except ~2% nulls, as in a realistic page.
     let nulls = support::NullRates { object: 1, leaf: 1 };
     support::raw(&support::nodes(entity, 1, PAGE, 42, nulls))
 }
 
-fn json_bytes(raw: &[Box<RawValue>]) -> u64 {
-    raw.iter().map(|n| n.get().len() as u64).sum()
+fn json_bytes(raw: &[String]) -> u64 {
+    raw.iter().map(|n| n.len() as u64).sum()
 }
 
 /// One cell of a flattened record for serde_arrow (serde_json's `Value` would hand positive
@@ -78,13 +74,13 @@ impl serde::Serialize for Row {
 
 /// The serde_arrow alternative: a `Value` per node, flattened with dotted keys, values converted
 /// to what serde_arrow expects for each Arrow type (exactness checks first: serde_arrow cuts digits).
-fn serde_arrow_batch(entity: &EntitySpec, raw: &[Box<RawValue>], fields: &[arrow::datatypes::FieldRef]) -> RecordBatch {
+fn serde_arrow_batch(entity: &EntitySpec, raw: &[String], fields: &[arrow::datatypes::FieldRef]) -> RecordBatch {
     let synced_at = Utc::now().timestamp_micros();
     let epoch = NaiveDate::default();
     let rows: Vec<Row> = raw
         .iter()
         .map(|node| {
-            let node: Value = serde_json::from_str(node.get()).unwrap();
+            let node: Value = serde_json::from_str(node).unwrap();
             let mut row = Vec::with_capacity(entity.columns.len() + 2);
             for column in entity.columns {
                 let mut current = Some(&node);
@@ -119,40 +115,18 @@ fn serde_arrow_batch(entity: &EntitySpec, raw: &[Box<RawValue>], fields: &[arrow
     serde_arrow::to_record_batch(fields, &rows).unwrap()
 }
 
-/// The nodes as one JSON array, as they sit in a response.
-fn page_body(raw: &[Box<RawValue>]) -> String {
-    let nodes: Vec<&str> = raw.iter().map(|n| n.get()).collect();
-    format!("[{}]", nodes.join(","))
-}
-
-/// Feeds every node of `body` (a JSON array) to the converter's `NodeSink` side.
-fn stream_nodes(converter: &mut PageConverter, body: &str) {
-    let mut scanner = Scanner::new(body.as_bytes());
-    scanner.begin_array().unwrap();
-    let mut first = true;
-    while scanner.next_element(&mut first).unwrap() {
-        converter.node(&mut scanner).unwrap();
-    }
-    scanner.finish().unwrap();
-}
-
-fn stream_page(converter: &mut PageConverter, body: &str, synced_at: chrono::DateTime<Utc>) -> RecordBatch {
-    stream_nodes(converter, body);
-    converter.finish_streamed(synced_at).unwrap()
-}
-
 fn benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     for name in ["timesheets", "transactions"] {
         let entity = xledger_model::entity(name).unwrap();
         let raw = page(entity);
-        let nodes: Vec<(&RawValue, MutationType)> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
+        let nodes: Vec<(&str, MutationType)> = raw.iter().map(|n| (n.as_str(), MutationType::Added)).collect();
         let fields: Vec<arrow::datatypes::FieldRef> = entity.arrow_schema().fields().iter().cloned().collect();
         let mut converter = PageConverter::new(entity);
         let now = Utc::now();
 
         // Both paths must produce the same batch, or the comparison means nothing.
-        let direct = converter.convert_nodes(&nodes, now).unwrap();
+        let direct = converter.convert_nodes(nodes.iter().copied(), now).unwrap();
         let via_serde_arrow = serde_arrow_batch(entity, &raw, &fields);
         for (index, field) in entity.arrow_schema().fields().iter().enumerate() {
             if field.name() != SYNCED_AT_COLUMN {
@@ -165,21 +139,17 @@ fn benches(c: &mut Criterion) {
             }
         }
 
-        // The full-load path: the nodes parsed once, straight from the page text into the builders.
-        let body = page_body(&raw);
-        let streamed = stream_page(&mut converter, &body, now);
-        assert_eq!(streamed, direct, "{name}: the streamed batch differs from the careful path's");
-
         let mut group = c.benchmark_group(format!("convert/{name}"));
         group.sample_size(10).throughput(Throughput::Elements(PAGE as u64));
-        group.bench_function("streamed", |b| b.iter(|| black_box(stream_page(&mut converter, &body, now))));
-        group.bench_function("direct", |b| b.iter(|| black_box(converter.convert_nodes(&nodes, now).unwrap())));
+        group.bench_function("direct", |b| {
+            b.iter(|| black_box(converter.convert_nodes(nodes.iter().copied(), now).unwrap()))
+        });
         group.bench_function("serde_arrow", |b| b.iter(|| black_box(serde_arrow_batch(entity, &raw, &fields))));
         group.finish();
 
-        // Page text → Parquet part, as a full load writes it (one pass into the builders).
+        // Nodes → Parquet part, as a full load writes a page.
         let write_page = |lake: &Lake| {
-            let body = &body;
+            let nodes = &nodes;
             let lake = lake.clone();
             async move {
                 let stamp = RunStamp::now();
@@ -188,9 +158,7 @@ fn benches(c: &mut Criterion) {
                 // A fresh lake name per iteration: files are never replaced.
                 let _ = lake.delete_entity(entity.name).await;
                 let mut writer = lake.create_part(entity, spec, &WriterOptions::default()).await.unwrap();
-                let mut converter = PageConverter::new(entity);
-                stream_nodes(&mut converter, body);
-                writer.write_streamed(&mut converter).await.unwrap();
+                writer.write_nodes(nodes.iter().copied()).await.unwrap();
                 writer.finish().await.unwrap()
             }
         };

@@ -27,9 +27,7 @@ use arrow::datatypes::{ArrowPrimitiveType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
-use xledger_model::page::{MutationType, NodeSink};
-use xledger_model::scan::{Bail, Scan, Scanner, same_key};
+use xledger_model::page::MutationType;
 use xledger_model::{ColumnKind, ColumnSpec, EntitySpec, JsonRepr};
 
 use crate::error::{ConvertError, ConvertReason};
@@ -45,14 +43,13 @@ const MAX_VALUE_TEXT: usize = 200;
 /// ```
 /// use lake_writer::PageConverter;
 /// use xledger_model::page::MutationType;
-/// use serde_json::value::RawValue;
 ///
 /// let customers = xledger_model::entity("customers").unwrap();
 /// let mut converter = PageConverter::new(customers);
-/// let node = RawValue::from_string(r#"{"dbId": 7, "description": "Acme", "email": null, "code": "A1",
-///     "number": 1001, "company": null}"#.to_string()).unwrap();
+/// let node = r#"{"dbId": 7, "description": "Acme", "email": null, "code": "A1",
+///     "number": 1001, "company": null}"#;
 /// let synced_at = chrono::Utc::now();
-/// let batch = converter.convert_nodes(&[(&*node, MutationType::Added)], synced_at).unwrap();
+/// let batch = converter.convert_nodes([(node, MutationType::Added)], synced_at).unwrap();
 /// assert_eq!(batch.num_rows(), 1);
 /// assert_eq!(batch.num_columns(), customers.columns.len() + 2);
 /// ```
@@ -65,8 +62,6 @@ pub struct PageConverter {
     db_id_column: Option<usize>,
     seen_db_ids: HashSet<i64>,
     clock: WallClockCache,
-    /// Rows taken through [`NodeSink::node`] and not yet handed on by [`PageConverter::finish_streamed`].
-    streamed: usize,
 }
 
 impl fmt::Debug for PageConverter {
@@ -87,7 +82,6 @@ impl PageConverter {
             db_id_column: entity.columns.iter().position(|c| c.name == "dbId"),
             seen_db_ids: HashSet::new(),
             clock: WallClockCache::default(),
-            streamed: 0,
         }
     }
 
@@ -101,25 +95,24 @@ impl PageConverter {
         self.schema.clone()
     }
 
-    /// Converts ADDED/UPDATED nodes (raw JSON objects) into one batch; `synced_at` fills `_synced_at`.
-    pub fn convert_nodes(
+    /// Converts ADDED/UPDATED nodes (each a JSON object's text, as the API sent it) into one
+    /// batch; `synced_at` fills `_synced_at`.
+    pub fn convert_nodes<'n>(
         &mut self,
-        nodes: &[(&RawValue, MutationType)],
+        nodes: impl IntoIterator<Item = (&'n str, MutationType)>,
         synced_at: DateTime<Utc>,
     ) -> Result<RecordBatch, ConvertError> {
-        self.refuse_pending_stream()?;
         self.seen_db_ids.clear();
-        for (index, (node, mutation_type)) in nodes.iter().enumerate() {
-            if let Err(error) = self.append_node(node, *mutation_type) {
+        let mut rows = 0;
+        for (node, mutation_type) in nodes {
+            if let Err(error) = self.append_node(node, mutation_type).and_then(|()| self.check_unique_db_id(rows, node))
+            {
                 self.reset();
                 return Err(error);
             }
-            if let Err(error) = self.check_unique_db_id(index, node) {
-                self.reset();
-                return Err(error);
-            }
+            rows += 1;
         }
-        self.finish_batch(nodes.len(), synced_at)
+        self.finish_batch(rows, synced_at)
     }
 
     /// Converts deletions into one batch: `dbId`, `mutationType = DELETED`, `_synced_at`; the
@@ -128,7 +121,6 @@ impl PageConverter {
         let Some(db_id_column) = self.db_id_column else {
             return Err(self.error(None, "dbId", String::new(), ConvertReason::Missing));
         };
-        self.refuse_pending_stream()?;
         self.seen_db_ids.clear();
         for &db_id in db_ids {
             if !self.seen_db_ids.insert(db_id) {
@@ -146,29 +138,6 @@ impl PageConverter {
         self.finish_batch(db_ids.len(), synced_at)
     }
 
-    /// The batch of the nodes taken through [`NodeSink::node`] since the last one (the fast path of
-    /// full loads: each node was parsed straight from the response into the builders). They are
-    /// `ADDED` rows; `synced_at` fills `_synced_at`.
-    pub fn finish_streamed(&mut self, synced_at: DateTime<Utc>) -> Result<RecordBatch, ConvertError> {
-        let rows = std::mem::take(&mut self.streamed);
-        self.finish_batch(rows, synced_at)
-    }
-
-    /// Rows taken through [`NodeSink::node`] and not yet finished into a batch.
-    pub fn streamed_rows(&self) -> usize {
-        self.streamed
-    }
-
-    /// Streamed rows are finished with [`finish_streamed`](Self::finish_streamed) or discarded,
-    /// never mixed into a batch of other nodes (nor silently dropped).
-    fn refuse_pending_stream(&self) -> Result<(), ConvertError> {
-        if self.streamed == 0 {
-            return Ok(());
-        }
-        let message = format!("internal: {} streamed rows are neither finished nor discarded", self.streamed);
-        Err(self.error(None, "", String::new(), ConvertReason::MalformedJson(message)))
-    }
-
     /// The seed that reads one node into the builders, recording why it failed in `failure`.
     fn node_seed<'a>(&'a mut self, failure: &'a mut Option<Failure>) -> ObjectSeed<'a> {
         ObjectSeed {
@@ -181,9 +150,9 @@ impl PageConverter {
         }
     }
 
-    fn append_node(&mut self, node: &RawValue, mutation_type: MutationType) -> Result<(), ConvertError> {
+    fn append_node(&mut self, node: &str, mutation_type: MutationType) -> Result<(), ConvertError> {
         let mut failure = None;
-        let mut deserializer = serde_json::Deserializer::from_str(node.get());
+        let mut deserializer = serde_json::Deserializer::from_str(node);
         let outcome = self.node_seed(&mut failure).deserialize(&mut deserializer).and_then(|()| deserializer.end());
         match outcome {
             Ok(()) => {
@@ -194,15 +163,13 @@ impl PageConverter {
                 let db_id = db_id_of(node);
                 Err(match failure {
                     Some(failure) => self.error(db_id, &failure.column, failure.value, failure.reason),
-                    None => {
-                        self.error(db_id, "", shorten(node.get()), ConvertReason::MalformedJson(json_error.to_string()))
-                    }
+                    None => self.error(db_id, "", shorten(node), ConvertReason::MalformedJson(json_error.to_string())),
                 })
             }
         }
     }
 
-    fn check_unique_db_id(&mut self, row: usize, node: &RawValue) -> Result<(), ConvertError> {
+    fn check_unique_db_id(&mut self, row: usize, node: &str) -> Result<(), ConvertError> {
         let Some(ColumnBuilder::Int64(builder)) = self.db_id_column.map(|c| &self.builders[c]) else {
             return Ok(());
         };
@@ -211,14 +178,14 @@ impl PageConverter {
         let db_id = builder.values_slice().get(row).copied();
         match db_id {
             Some(db_id) if !self.seen_db_ids.insert(db_id) => {
-                Err(self.error(Some(db_id), "dbId", shorten(node.get()), ConvertReason::DuplicateDbId))
+                Err(self.error(Some(db_id), "dbId", shorten(node), ConvertReason::DuplicateDbId))
             }
             _ => Ok(()),
         }
     }
 
     fn finish_batch(&mut self, rows: usize, synced_at: DateTime<Utc>) -> Result<RecordBatch, ConvertError> {
-        // dbIds are unique per batch: whichever path fills the next one starts afresh.
+        // dbIds are unique per batch: the next one starts afresh.
         self.seen_db_ids.clear();
         let mut arrays: Vec<ArrayRef> = self.builders.iter_mut().map(ColumnBuilder::finish_and_reserve).collect();
         arrays.push(Arc::new(finish_strings_and_reserve(&mut self.mutation_types)));
@@ -237,8 +204,7 @@ impl PageConverter {
         })
     }
 
-    /// Drops a failed batch's rows and the dbIds seen in it, so the next batch starts clean (the
-    /// streamed path reads an empty set as "ids ascend so far").
+    /// Drops a failed batch's rows and the dbIds seen in it, so the next batch starts clean.
     fn reset(&mut self) {
         for builder in &mut self.builders {
             builder.finish();
@@ -252,132 +218,9 @@ impl PageConverter {
     }
 }
 
-/// The fast path: nodes scanned straight from the response into the builders, as `ADDED` rows.
-///
-/// Any problem with a node gives up on it ([`Bail`], no [`ConvertError`]): the client then
-/// discards the page and hands it over as raw nodes, and [`PageConverter::convert_nodes`] reports
-/// exactly what is wrong. Both paths accept the same nodes and build the same rows (tested in
-/// `tests/streamed.rs`); the scanner also gives up on JSON it leaves to serde_json (see
-/// [`xledger_model::scan`]), which the careful path then reads.
-impl NodeSink for PageConverter {
-    fn node(&mut self, scanner: &mut Scanner<'_>) -> Scan<()> {
-        scan_object(scanner, &self.plan, &mut self.builders, self.entity.columns, &mut self.clock)?;
-        self.mutation_types.append_value(MutationType::Added.as_str());
-        if let Some(ColumnBuilder::Int64(builder)) = self.db_id_column.map(|c| &self.builders[c])
-            && let Some(&db_id) = builder.values_slice().get(self.streamed)
-        {
-            // Xledger pages in dbId order, and ids that ascend are unique without a set: while the
-            // set is empty, each id only has to exceed the one before. The first id that does not
-            // moves the batch's earlier ids into the set, which decides from then on.
-            let earlier = &builder.values_slice()[..self.streamed];
-            let ascending = self.seen_db_ids.is_empty() && earlier.last().is_none_or(|&last| db_id > last);
-            let fresh = ascending || {
-                if self.seen_db_ids.is_empty() {
-                    self.seen_db_ids.extend(earlier.iter().copied());
-                }
-                self.seen_db_ids.insert(db_id)
-            };
-            if !fresh {
-                // A dbId twice in one page: the row stays in the builders and the client discards
-                // the whole page; the careful path reports it.
-                return Err(Bail);
-            }
-        }
-        self.streamed += 1;
-        Ok(())
-    }
-
-    fn discard(&mut self) {
-        self.reset();
-        self.streamed = 0;
-    }
-}
-
-/// Scans one object level of a node into the builders, by the plan (the fast path's
-/// [`ObjectVisitor`]: the same rules, giving up where that one fails).
-fn scan_object(
-    scanner: &mut Scanner<'_>,
-    object: &PlanObject,
-    builders: &mut [ColumnBuilder],
-    columns: &'static [ColumnSpec],
-    clock: &mut WallClockCache,
-) -> Scan<()> {
-    scanner.begin_object()?;
-    let mut seen = Seen::new(object.fields.len());
-    let mut first = true;
-    // Xledger writes fields in the order the query selects them, which is the plan's order: the
-    // field after the last one read is tried first.
-    let mut next = 0;
-    while let Some(key) = scanner.next_key(&mut first)? {
-        let index = match object.fields.get(next) {
-            Some(field) if same_key(field.name, key) => Some(next),
-            _ => object.fields.iter().position(|field| same_key(field.name, key)),
-        };
-        let Some(index) = index else {
-            scanner.skip_value()?;
-            continue;
-        };
-        next = index + 1;
-        if !seen.insert(index) {
-            return Err(Bail);
-        }
-        match &object.fields[index].child {
-            PlanChild::Leaf(column) => scan_leaf(scanner, &columns[*column], &mut builders[*column], clock)?,
-            PlanChild::Object { object: child, leaves } => {
-                if scanner.null()? {
-                    for &leaf in leaves {
-                        builders[leaf].append_null();
-                    }
-                } else {
-                    scan_object(scanner, child, builders, columns, clock)?;
-                }
-            }
-        }
-    }
-    if seen.first_missing().is_some() {
-        return Err(Bail);
-    }
-    Ok(())
-}
-
-/// Scans one leaf value into its column's builder (the fast path's [`LeafSeed`]).
-#[inline]
-fn scan_leaf(
-    scanner: &mut Scanner<'_>,
-    column: &ColumnSpec,
-    builder: &mut ColumnBuilder,
-    clock: &mut WallClockCache,
-) -> Scan<()> {
-    match scanner.peek() {
-        Some(b'"') if column.json == JsonRepr::String => {
-            let text = scanner.string()?;
-            append_text(builder, clock, text).map_err(|_| Bail)
-        }
-        Some(b'-' | b'0'..=b'9') if column.json == JsonRepr::Number => {
-            let value = scanner.integer()?;
-            append_integer(column, builder, i128::from(value)).map_err(|_| Bail)
-        }
-        Some(b't' | b'f') if column.json == JsonRepr::Boolean => {
-            let value = scanner.boolean()?;
-            append_boolean(builder, value).map_err(|_| Bail)
-        }
-        Some(b'n') if column.nullable => {
-            scanner.null()?;
-            builder.append_null();
-            Ok(())
-        }
-        _ => Err(Bail),
-    }
-}
-
 /// Reads a node's `dbId` (string or number) for error messages; `None` when it is not readable.
-fn db_id_of(node: &RawValue) -> Option<i64> {
-    #[derive(serde::Deserialize)]
-    struct OnlyDbId {
-        #[serde(rename = "dbId")]
-        db_id: xledger_model::scalars::Int64String,
-    }
-    serde_json::from_str::<OnlyDbId>(node.get()).ok().map(|n| n.db_id.0)
+fn db_id_of(node: &str) -> Option<i64> {
+    xledger_model::page::node_db_id(node).ok()
 }
 
 pub(crate) fn shorten(text: &str) -> String {
@@ -1068,9 +911,9 @@ mod tests {
     }
 
     fn convert(name: &str, nodes: &[serde_json::Value]) -> Result<RecordBatch, ConvertError> {
-        let raw: Vec<Box<RawValue>> = nodes.iter().map(|n| serde_json::value::to_raw_value(n).unwrap()).collect();
-        let page: Vec<(&RawValue, MutationType)> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
-        PageConverter::new(entity(name)).convert_nodes(&page, DateTime::UNIX_EPOCH)
+        let texts: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+        PageConverter::new(entity(name))
+            .convert_nodes(texts.iter().map(|n| (n.as_str(), MutationType::Added)), DateTime::UNIX_EPOCH)
     }
 
     fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a ArrayRef {
@@ -1181,16 +1024,14 @@ mod tests {
 
     #[test]
     fn malformed_json_and_duplicates_are_refused() {
-        let raw = RawValue::from_string(r#"{"dbId": "1", "dbId": "2"}"#.to_string()).unwrap();
         let error = PageConverter::new(entity("timesheets"))
-            .convert_nodes(&[(&*raw, MutationType::Added)], DateTime::UNIX_EPOCH)
+            .convert_nodes([(r#"{"dbId": "1", "dbId": "2"}"#, MutationType::Added)], DateTime::UNIX_EPOCH)
             .unwrap_err();
         assert_eq!((error.column.as_str(), error.reason), ("dbId", ConvertReason::DuplicateField));
         let error = convert("timesheets", &[timesheet(), timesheet()]).unwrap_err();
         assert_eq!((error.db_id, error.reason), (Some(9_000_000_001), ConvertReason::DuplicateDbId));
-        let raw = RawValue::from_string(r#"[1]"#.to_string()).unwrap();
         let error = PageConverter::new(entity("timesheets"))
-            .convert_nodes(&[(&*raw, MutationType::Added)], DateTime::UNIX_EPOCH)
+            .convert_nodes([("[1]", MutationType::Added)], DateTime::UNIX_EPOCH)
             .unwrap_err();
         assert_eq!(error.reason, ConvertReason::WrongJsonType { expected: "object", found: "array" });
     }
@@ -1200,11 +1041,10 @@ mod tests {
         let mut converter = PageConverter::new(entity("timesheets"));
         let mut bad = timesheet();
         bad["workingHours"] = json!("x");
-        let raw =
-            [serde_json::value::to_raw_value(&timesheet()).unwrap(), serde_json::value::to_raw_value(&bad).unwrap()];
-        let page: Vec<_> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
-        assert!(converter.convert_nodes(&page, DateTime::UNIX_EPOCH).is_err());
-        let batch = converter.convert_nodes(&page[..1], DateTime::UNIX_EPOCH).unwrap();
+        let texts = [timesheet().to_string(), bad.to_string()];
+        let page: Vec<_> = texts.iter().map(|n| (n.as_str(), MutationType::Added)).collect();
+        assert!(converter.convert_nodes(page.iter().copied(), DateTime::UNIX_EPOCH).is_err());
+        let batch = converter.convert_nodes(page[..1].iter().copied(), DateTime::UNIX_EPOCH).unwrap();
         assert_eq!(batch.num_rows(), 1);
     }
 

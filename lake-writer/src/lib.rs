@@ -3,7 +3,7 @@
 //! The sync engine hands this crate pages of raw JSON nodes (as the GraphQL API returned them)
 //! and gets back committed Parquet files that follow the lake contract of `design.md`:
 //!
-//! - **Conversion** ([`PageConverter`]): each node is streamed once through a plan derived from
+//! - **Conversion** ([`PageConverter`]): each node's JSON text is read once through a plan derived from
 //!   the entity's generated columns into Arrow builders (no per-entity code). Decimal strings
 //!   become `Decimal128` exactly, Central European wall-clock date-times become UTC timestamps,
 //!   dates `Date32`; a `null` parent nulls its flattened children. A missing field, a value of the
@@ -27,7 +27,6 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use lake_writer::{FileKind, Lake, LakeOptions, PartSpec, RunStamp, WriterOptions};
 //! use xledger_model::page::MutationType;
-//! use serde_json::value::RawValue;
 //!
 //! let lake = Lake::open("memory://", LakeOptions::default()).await?;
 //! let customers = xledger_model::entity("customers").unwrap();
@@ -40,10 +39,10 @@
 //!     extra_metadata: vec![],
 //! };
 //! let mut part = lake.create_part(customers, spec, &WriterOptions::default()).await?;
-//! let node = RawValue::from_string(r#"{"dbId": 7, "description": "Acme", "email": null,
+//! let node = r#"{"dbId": 7, "description": "Acme", "email": null,
 //!     "code": "A1", "number": 1001, "company": {"dbId": 1, "name": "Acme AS",
-//!     "description": null, "email": null}}"#.to_string()).unwrap();
-//! part.write_nodes(&[(&*node, MutationType::Added)]).await?;
+//!     "description": null, "email": null}}"#;
+//! part.write_nodes([(node, MutationType::Added)]).await?;
 //! let file = part.finish().await?;
 //! assert_eq!(file.name, "full_sync-20240711_21_17_09-customers.parquet");
 //! lake.write_manifest(customers, stamp, &[file]).await?;

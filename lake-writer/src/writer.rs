@@ -10,7 +10,6 @@ use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
-use serde_json::value::RawValue;
 use xledger_model::EntitySpec;
 use xledger_model::page::MutationType;
 
@@ -168,39 +167,17 @@ impl PartWriter {
         Ok(PartWriter { lake, name, path, converter, writer, synced_at, rows: 0, part_rows: options.part_rows })
     }
 
-    /// Converts and writes ADDED/UPDATED nodes. A conversion error fails the whole page (nothing of
-    /// it is written) and names entity, dbId, column and value.
-    pub async fn write_nodes(&mut self, nodes: &[(&RawValue, MutationType)]) -> Result<(), LakeError> {
-        if nodes.is_empty() {
-            return Ok(());
-        }
+    /// Converts and writes ADDED/UPDATED nodes, each the JSON text of one node as the API sent it
+    /// (e.g. a page's nodes, borrowed from the response body). A conversion error fails the whole
+    /// page (nothing of it is written) and names entity, dbId, column and value.
+    pub async fn write_nodes<'n>(
+        &mut self,
+        nodes: impl IntoIterator<Item = (&'n str, MutationType)>,
+    ) -> Result<(), LakeError> {
         let batch = self.converter.convert_nodes(nodes, self.synced_at)?;
-        self.write_batch(&batch).await
-    }
-
-    /// Writes the rows `converter` took from a response through its
-    /// [`NodeSink`](xledger_model::page::NodeSink) side (the fast path of full loads), with this
-    /// part's `_synced_at`. The converter must be for this part's entity.
-    pub async fn write_streamed(&mut self, converter: &mut PageConverter) -> Result<(), LakeError> {
-        if converter.entity().name != self.converter.entity().name {
-            let reason = format!(
-                "internal: rows converted for {} written to a part of {}",
-                converter.entity().name,
-                self.converter.entity().name
-            );
-            xledger_model::page::NodeSink::discard(converter);
-            return Err(LakeError::Convert(crate::ConvertError {
-                entity: self.converter.entity().name,
-                db_id: None,
-                column: String::new(),
-                value: String::new(),
-                reason: crate::ConvertReason::MalformedJson(reason),
-            }));
-        }
-        if converter.streamed_rows() == 0 {
+        if batch.num_rows() == 0 {
             return Ok(());
         }
-        let batch = converter.finish_streamed(self.synced_at)?;
         self.write_batch(&batch).await
     }
 

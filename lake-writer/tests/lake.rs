@@ -15,7 +15,6 @@ use lake_writer::{
 };
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use xledger_model::page::MutationType;
 use xledger_model::{EntitySpec, MUTATION_TYPE_COLUMN, SYNCED_AT_COLUMN, entities, entity};
@@ -51,13 +50,13 @@ async fn write_part(
     lake: &Lake,
     entity: &'static EntitySpec,
     spec: PartSpec,
-    pages: &[Vec<Box<RawValue>>],
+    pages: &[Vec<String>],
     options: &WriterOptions,
 ) -> Result<CommittedFile, LakeError> {
     let mut writer = lake.create_part(entity, spec, options).await?;
     for page in pages {
-        let nodes: Vec<(&RawValue, MutationType)> = page.iter().map(|n| (&**n, MutationType::Added)).collect();
-        writer.write_nodes(&nodes).await?;
+        let nodes: Vec<(&str, MutationType)> = page.iter().map(|n| (n.as_str(), MutationType::Added)).collect();
+        writer.write_nodes(nodes.iter().copied()).await?;
     }
     writer.finish().await
 }
@@ -166,9 +165,9 @@ async fn start_and_crash(lake: &Lake, forget: bool) {
     let run = stamp("20240711_21_17_09");
     let mut writer =
         lake.create_part(timesheets, spec(FileKind::FullSync, run, Some(1), Utc::now()), &small_files()).await.unwrap();
-    let page: Vec<(&RawValue, MutationType)> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
-    writer.write_nodes(&page).await.unwrap();
-    writer.write_nodes(&[]).await.unwrap();
+    let page: Vec<(&str, MutationType)> = raw.iter().map(|n| (n.as_str(), MutationType::Added)).collect();
+    writer.write_nodes(page.iter().copied()).await.unwrap();
+    writer.write_nodes([]).await.unwrap();
     assert_eq!(writer.rows(), 2_000);
     if forget {
         std::mem::forget(writer);
@@ -223,8 +222,8 @@ async fn an_aborted_writer_leaves_nothing_and_the_name_stays_free() {
     let raw = support::raw(&support::nodes(customers, 1, 1_000, 3, SOME_NULLS));
     let mut writer =
         lake.create_part(customers, spec(FileKind::FullSync, run, None, Utc::now()), &small_files()).await.unwrap();
-    let page: Vec<_> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
-    writer.write_nodes(&page).await.unwrap();
+    let page: Vec<_> = raw.iter().map(|n| (n.as_str(), MutationType::Added)).collect();
+    writer.write_nodes(page.iter().copied()).await.unwrap();
     writer.abort().await.unwrap();
     assert!(lake.list("customers").await.unwrap().is_empty());
     let file = write_part(&lake, customers, spec(FileKind::FullSync, run, None, Utc::now()), &[raw], &small_files())
@@ -336,8 +335,10 @@ async fn a_bad_value_fails_the_whole_page_naming_entity_db_id_column_and_value()
         )
         .await
         .unwrap();
-    let page: Vec<_> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
-    let Err(LakeError::Convert(error)) = writer.write_nodes(&page).await else { panic!("expected a conversion error") };
+    let page: Vec<_> = raw.iter().map(|n| (n.as_str(), MutationType::Added)).collect();
+    let Err(LakeError::Convert(error)) = writer.write_nodes(page.iter().copied()).await else {
+        panic!("expected a conversion error")
+    };
     assert_eq!(
         (error.entity, error.db_id, error.column.as_str(), error.value.as_str()),
         ("timesheets", Some(2), "workingHours", "7.1234567")
@@ -350,7 +351,7 @@ async fn a_bad_value_fails_the_whole_page_naming_entity_db_id_column_and_value()
     // The failed page left nothing behind: the next page is written alone.
     let good = support::raw(&support::nodes(timesheets, 10, 2, 9, NO_NULLS));
     let page: Vec<_> = good.iter().map(|n| (&**n, MutationType::Updated)).collect();
-    writer.write_nodes(&page).await.unwrap();
+    writer.write_nodes(page.iter().copied()).await.unwrap();
     let file = writer.finish().await.unwrap();
     assert_eq!(file.rows, 2);
     let ids: Vec<i64> = current_state(&lake, timesheets).await.unwrap().into_keys().collect();
@@ -377,8 +378,8 @@ async fn current_state_applies_changes_after_the_newest_complete_full_sync() {
     let mut writer =
         lake.create_part(customers, spec(FileKind::FullSync, full_run, Some(1), t0), &options).await.unwrap();
     for chunk in raw.chunks(50) {
-        let page: Vec<_> = chunk.iter().map(|n| (&**n, MutationType::Added)).collect();
-        writer.write_nodes(&page).await.unwrap();
+        let page: Vec<_> = chunk.iter().map(|n| (n.as_str(), MutationType::Added)).collect();
+        writer.write_nodes(page.iter().copied()).await.unwrap();
         if writer.is_full() {
             parts.push(writer.finish().await.unwrap());
             writer = lake
@@ -417,7 +418,7 @@ async fn current_state_applies_changes_after_the_newest_complete_full_sync() {
         lake.create_part(customers, spec(FileKind::SyncChanges, RunStamp::from(t2), None, t1), &options).await.unwrap();
     let stale = support::nodes(customers, 5, 1, 78, NO_NULLS);
     let stale_raw = support::raw(&stale);
-    writer.write_nodes(&[(&*stale_raw[0], MutationType::Updated)]).await.unwrap();
+    writer.write_nodes([(stale_raw[0].as_str(), MutationType::Updated)]).await.unwrap();
     writer.write_deletions(&[6]).await.unwrap();
     writer.finish().await.unwrap();
 
@@ -578,7 +579,7 @@ async fn a_local_part_larger_than_its_staging_chunks_is_written_whole() {
     for (i, node) in nodes.iter_mut().enumerate() {
         node["code"] = json!(format!("{:020}", (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
     }
-    let pages: Vec<Vec<Box<RawValue>>> = nodes.chunks(10_000).map(support::raw).collect();
+    let pages: Vec<Vec<String>> = nodes.chunks(10_000).map(support::raw).collect();
     let stamp = stamp("20240711_21_17_09");
     let options = WriterOptions::default();
     let file =

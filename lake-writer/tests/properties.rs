@@ -12,7 +12,6 @@ use lake_writer::{ConvertReason, FileKind, Lake, LakeError, LakeOptions, PartSpe
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use proptest::prelude::*;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use xledger_model::page::MutationType;
 
@@ -27,7 +26,7 @@ fn write_timesheets<T>(
     for (node, value) in nodes.iter_mut().zip(values) {
         edit(node, value);
     }
-    let raw: Vec<Box<RawValue>> = support::raw(&nodes);
+    let raw: Vec<String> = support::raw(&nodes);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let lake = Lake::open("memory://", LakeOptions::default()).await?;
@@ -35,8 +34,8 @@ fn write_timesheets<T>(
         let spec =
             PartSpec { kind: FileKind::FullSync, stamp, part: None, synced_at: Utc::now(), extra_metadata: vec![] };
         let mut writer = lake.create_part(timesheets, spec, &WriterOptions::default()).await?;
-        let page: Vec<_> = raw.iter().map(|n| (&**n, MutationType::Added)).collect();
-        writer.write_nodes(&page).await?;
+        let page: Vec<_> = raw.iter().map(|n| (n.as_str(), MutationType::Added)).collect();
+        writer.write_nodes(page.iter().copied()).await?;
         let file = writer.finish().await?;
         let path = lake.path_of("timesheets", &file.name)?;
         let bytes: Bytes = lake.store().get(&path).await.unwrap().bytes().await.unwrap();

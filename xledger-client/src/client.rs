@@ -55,12 +55,6 @@ impl fmt::Debug for XledgerClient {
     }
 }
 
-/// A successful response: read by the caller's fast path, or the `data` object.
-pub(crate) enum Reply<T> {
-    Fast(T),
-    Data(Box<RawValue>),
-}
-
 /// The request body of a GraphQL operation.
 #[derive(Serialize)]
 struct GraphQlBody<'a> {
@@ -203,28 +197,26 @@ impl XledgerClient {
         variables: serde_json::Value,
         ctx: RequestContext,
     ) -> Result<Box<RawValue>, ClientError> {
-        match self.execute_with(document, variables, ctx, |_| None::<std::convert::Infallible>).await? {
-            Reply::Data(data) => Ok(data),
-            Reply::Fast(never) => match never {},
-        }
+        self.execute_with(document, variables, ctx, read_data).await
     }
 
-    /// [`execute_raw`](Self::execute_raw) with a fast path: see [`send_with`](Self::send_with).
+    /// [`execute_raw`](Self::execute_raw), reading each response with `read`: see
+    /// [`send_with`](Self::send_with).
     pub(crate) async fn execute_with<T, F>(
         &self,
         document: &str,
         variables: serde_json::Value,
         ctx: RequestContext,
-        fast: F,
-    ) -> Result<Reply<T>, ClientError>
+        read: F,
+    ) -> Result<T, ClientError>
     where
-        F: FnMut(&[u8]) -> Option<T>,
+        F: FnMut(u16, String) -> Result<T, Failure>,
     {
         let body = serde_json::to_vec(&GraphQlBody { query: document, variables: &variables }).map_err(|e| {
             ClientError::new(ErrorKind::InvalidArgument, ctx.clone(), format!("cannot serialize the request: {e}"))
                 .with_attempts(0)
         })?;
-        self.send_with(Bytes::from(body), &ctx, fast).await
+        self.send_with(Bytes::from(body), &ctx, read).await
     }
 
     /// What this client and its clones did since [`XledgerClient::new`].
@@ -235,29 +227,21 @@ impl XledgerClient {
     /// Sends `body` until it succeeds, fails in a way that is not retried, runs out of attempts,
     /// or would pass the deadline. Each retry is logged with its reason and counted.
     async fn send(&self, body: Bytes, ctx: &RequestContext) -> Result<Box<RawValue>, ClientError> {
-        match self.send_with(body, ctx, |_| None::<std::convert::Infallible>).await? {
-            Reply::Data(data) => Ok(data),
-            Reply::Fast(never) => match never {},
-        }
+        self.send_with(body, ctx, read_data).await
     }
 
-    /// [`send`](Self::send), offering each successful (2xx) response body, decompressed but not
-    /// yet checked as UTF-8, to `fast` first: `Some` is the reply as it is; `None` reads the body
-    /// the usual way (UTF-8 check, classify, retry).
-    pub(crate) async fn send_with<T, F>(
-        &self,
-        body: Bytes,
-        ctx: &RequestContext,
-        mut fast: F,
-    ) -> Result<Reply<T>, ClientError>
+    /// [`send`](Self::send), with each response (its HTTP status and decompressed UTF-8 body)
+    /// read by `read`: `Ok` is the reply, a [`Failure`] is classified, retried or returned like any
+    /// other.
+    pub(crate) async fn send_with<T, F>(&self, body: Bytes, ctx: &RequestContext, mut read: F) -> Result<T, ClientError>
     where
-        F: FnMut(&[u8]) -> Option<T>,
+        F: FnMut(u16, String) -> Result<T, Failure>,
     {
         let policy = &self.inner.retry;
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let failure = match self.attempt(&body, ctx.entity.as_deref(), &mut fast).await {
+            let failure = match self.attempt(&body, ctx.entity.as_deref(), &mut read).await {
                 Ok(reply) => return Ok(reply),
                 Err(failure) => failure,
             };
@@ -308,9 +292,9 @@ impl XledgerClient {
     }
 
     /// One HTTP exchange under the in-flight limit, bounded by the request timeout and the deadline.
-    async fn attempt<T, F>(&self, body: &Bytes, entity: Option<&str>, fast: &mut F) -> Result<Reply<T>, Failure>
+    async fn attempt<T, F>(&self, body: &Bytes, entity: Option<&str>, read: &mut F) -> Result<T, Failure>
     where
-        F: FnMut(&[u8]) -> Option<T>,
+        F: FnMut(u16, String) -> Result<T, Failure>,
     {
         let inner = &self.inner;
         let deadline_failure = || Failure::new(ErrorKind::DeadlineExceeded, "the deadline passed before a response");
@@ -349,14 +333,9 @@ impl XledgerClient {
             None => exchange.await?,
         };
         let bytes = self.decode(encoding.as_ref(), raw)?;
-        if (200..300).contains(&status)
-            && let Some(reply) = fast(&bytes)
-        {
-            return Ok(Reply::Fast(reply));
-        }
         let text = String::from_utf8(bytes)
             .map_err(|e| Failure::new(ErrorKind::MalformedResponse, format!("the body is not UTF-8: {e}")))?;
-        classify_response(status, &text).map(|data| Reply::Data(data.to_owned()))
+        read(status, text)
     }
 
     async fn exchange(
@@ -410,69 +389,9 @@ impl XledgerClient {
     }
 }
 
-/// Inflates a gzip body. The usual case (one complete gzip member whose trailer's ISIZE gives the
-/// inflated size) goes through libdeflate in one call; anything else (a truncated or corrupt
-/// stream, a size beyond `max_bytes`, more than one member) is read by flate2's streaming decoder,
-/// which also tells a truncated body from a malformed one.
+/// Inflates a gzip body (one member), telling a truncated body from a malformed one and refusing
+/// to inflate beyond `max_bytes`.
 fn gunzip(raw: &[u8], max_bytes: usize) -> Result<Vec<u8>, Failure> {
-    if let Some(out) = gunzip_whole(raw, max_bytes) {
-        return Ok(out);
-    }
-    gunzip_streaming(raw, max_bytes)
-}
-
-fn gunzip_whole(raw: &[u8], max_bytes: usize) -> Option<Vec<u8>> {
-    // 10-byte header + 8-byte trailer (CRC32, ISIZE) around at least an empty deflate block.
-    let trailer = raw.len().checked_sub(4).and_then(|at| raw.get(at..))?;
-    let size = usize::try_from(u32::from_le_bytes(trailer.try_into().ok()?)).ok()?;
-    if raw.len() < 18 || size > max_bytes {
-        return None;
-    }
-    let mut out = Vec::with_capacity(size);
-    // Checks the CRC32 and that the stream ends exactly at the trailer.
-    let written = gzip_into_spare(raw, &mut out)?;
-    (written == size).then_some(out)
-}
-
-/// Inflates the gzip member `raw` into `out`'s spare capacity with libdeflate, in one call and
-/// without zeroing the buffer first; `out`'s length becomes the inflated size. `None` when the
-/// stream is corrupt, its CRC32 or size does not match, or it does not fit.
-fn gzip_into_spare(raw: &[u8], out: &mut Vec<u8>) -> Option<usize> {
-    use libdeflate_sys::{
-        libdeflate_alloc_decompressor, libdeflate_free_decompressor, libdeflate_gzip_decompress,
-        libdeflate_result_LIBDEFLATE_SUCCESS,
-    };
-    let spare = out.spare_capacity_mut();
-    let available = spare.len();
-    let mut written = 0usize;
-    // SAFETY: the decompressor is checked for null and freed before returning. libdeflate reads
-    // `raw.len()` bytes of `raw`, writes at most `available` bytes from `spare`'s start (a pointer
-    // into memory `out` owns; it may be uninitialised, libdeflate only writes there), and on
-    // success reports in `written` how many it wrote, all of them initialised. Only then is the
-    // length set, to that count, which cannot exceed the capacity.
-    unsafe {
-        let decompressor = libdeflate_alloc_decompressor();
-        if decompressor.is_null() {
-            return None;
-        }
-        let result = libdeflate_gzip_decompress(
-            decompressor,
-            raw.as_ptr().cast(),
-            raw.len(),
-            spare.as_mut_ptr().cast(),
-            available,
-            &mut written,
-        );
-        libdeflate_free_decompressor(decompressor);
-        if result != libdeflate_result_LIBDEFLATE_SUCCESS || written > available {
-            return None;
-        }
-        out.set_len(written);
-    }
-    Some(written)
-}
-
-fn gunzip_streaming(raw: &[u8], max_bytes: usize) -> Result<Vec<u8>, Failure> {
     let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX).saturating_add(1);
     let mut out = Vec::with_capacity(raw.len().saturating_mul(8).min(max_bytes));
     match flate2::read::GzDecoder::new(raw).take(limit).read_to_end(&mut out) {
@@ -534,6 +453,11 @@ fn with_jitter(wait: Duration) -> Duration {
     wait + wait.mul_f64(rand::random_range(0.0..0.2))
 }
 
+/// Reads a response as every operation but an items page does: its `data` object, or the failure.
+fn read_data(status: u16, text: String) -> Result<Box<RawValue>, Failure> {
+    classify_response(status, &text).map(RawValue::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,34 +517,26 @@ mod tests {
     }
 
     #[test]
-    fn gunzip_takes_whole_members_and_falls_back_for_everything_else() {
+    fn gunzip_inflates_one_member_and_names_what_is_wrong() {
         let text: Vec<u8> = (0..200_000u32).flat_map(|i| format!("{{\"dbId\":{i}}},").into_bytes()).collect();
         let gz = gzip(&text);
-        assert_eq!(gunzip_whole(&gz, 1 << 24).as_deref(), Some(&text[..]));
         assert_eq!(gunzip(&gz, 1 << 24).expect("a whole member"), text);
         assert_eq!(gunzip(&gzip(b""), 16).expect("an empty body"), b"");
-        // Over the limit: refused by both paths.
-        assert_eq!(gunzip_whole(&gz, text.len() - 1), None);
         assert_eq!(gunzip(&gz, text.len() - 1).map_err(|f| f.kind), Err(ErrorKind::ResponseTooLarge));
-        // A corrupted CRC: the whole-buffer path refuses it, the streaming path names it.
         let mut bad_crc = gz.clone();
         let at = bad_crc.len() - 8;
         bad_crc[at] ^= 0xff;
-        assert_eq!(gunzip_whole(&bad_crc, 1 << 24), None);
         assert_eq!(gunzip(&bad_crc, 1 << 24).map_err(|f| f.kind), Err(ErrorKind::MalformedResponse));
-        // Truncated: whatever the last four bytes say, it is truncated.
         for cut in [gz.len() - 1, gz.len() - 9, gz.len() / 2, 12] {
-            assert_eq!(gunzip_whole(&gz[..cut], 1 << 24), None, "cut at {cut}");
             assert_eq!(
                 gunzip(&gz[..cut], 1 << 24).map_err(|f| f.kind),
                 Err(ErrorKind::TruncatedResponse),
                 "cut at {cut}"
             );
         }
-        // Two members: libdeflate reads one, so the streaming decoder (one member, as before) decides.
+        // Two members: the first is the response (Xledger sends one).
         let mut two = gzip(b"first");
         two.extend(gzip(b"second"));
-        assert_eq!(gunzip_whole(&two, 1 << 10), None);
         assert_eq!(gunzip(&two, 1 << 10).expect("the first member"), b"first");
     }
 }

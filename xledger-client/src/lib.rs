@@ -13,10 +13,8 @@
 //!   HTTP off loopback; the key never appears in `Debug`, `Display`, logs or errors ([`ApiKey`]);
 //! - treat a response with both `data` and `errors` as a success ([`ErrorKind::PartialData`]);
 //! - loop forever on a cursor that does not advance;
-//! - know anything about Parquet, the lake or the sync state: it hands out pages of raw JSON nodes,
-//!   or feeds each node to a [`NodeSink`](xledger_model::page::NodeSink) while parsing the page
-//!   ([`ItemsPager::next_into`], one pass per page; anything but a plain successful page falls back
-//!   to the raw nodes, so errors are always decided by the careful path).
+//! - know anything about Parquet, the lake or the sync state: it hands out pages whose nodes are
+//!   JSON text ([`ItemsPage`], read in one pass, nodes borrowed from the response body).
 //!
 //! # Errors and retries
 //!
@@ -52,8 +50,8 @@
 //! futures::pin_mut!(pages);
 //! let mut rows = 0;
 //! while let Some(page) = pages.try_next().await? {
-//!     rows += page.edges.len();
-//!     // Hand `page.edges[..].node` (raw JSON) to the writer; `page.edges.last().cursor`
+//!     rows += page.len();
+//!     // Hand `page.nodes()` (each node's JSON text) to the writer; `page.last_cursor()`
 //!     // is where a resumed load continues (`items_pages(.., Some(cursor))`).
 //! }
 //!
@@ -78,12 +76,13 @@ mod classify;
 mod client;
 mod config;
 mod error;
+mod items;
 mod pages;
 mod stats;
-mod stream;
 
 pub use client::XledgerClient;
 pub use config::{ApiKey, ClientConfig, RetryPolicy, XLEDGER_MAX_PAGE_SIZE, default_user_agent};
 pub use error::{ClientError, ErrorKind, RequestContext};
-pub use pages::{FeedPosition, ItemsPage, ItemsPager, PROBE_OPERATION};
+pub use items::ItemsPage;
+pub use pages::{FeedPosition, PROBE_OPERATION};
 pub use stats::{ClientStats, EntityTraffic};

@@ -1,21 +1,20 @@
 //! Relay pagination as streams of pages: items, items by `dbId_in` chunks, change feeds, the head
 //! cursor, and the batched probe of several change feeds in one request.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use futures::future::Either;
-use std::fmt;
-
 use futures::stream::{self as futures_stream, Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use xledger_model::page::{DeltaPage, NodeSink, RawPage};
+use xledger_model::page::DeltaPage;
 use xledger_model::{ChangeFeed, DbIdKind, EntitySpec, OperationDoc};
 
-use crate::client::{Reply, XledgerClient};
+use crate::classify::{Failure, classify_response};
+use crate::client::XledgerClient;
 use crate::error::{ClientError, ErrorKind, RequestContext};
-use crate::stream::{self, FastPage};
+use crate::items::{ItemsPage, pick_field};
 
 /// The operation name of the batched change-feed probe.
 pub const PROBE_OPERATION: &str = "ProbeDeltas";
@@ -60,35 +59,12 @@ trait Cursors {
     fn has_next_page(&self) -> bool;
 }
 
-/// A page type the careful path decodes from the `data` object.
-trait Page: Cursors + DeserializeOwned + Send + 'static {}
-
-impl<P: Cursors + DeserializeOwned + Send + 'static> Page for P {}
-
-impl Cursors for FastPage {
+impl Cursors for ItemsPage {
     fn last_cursor(&self) -> Option<&str> {
-        self.last_cursor.as_deref()
+        ItemsPage::last_cursor(self)
     }
     fn has_next_page(&self) -> bool {
-        self.has_next_page
-    }
-}
-
-impl Cursors for std::convert::Infallible {
-    fn last_cursor(&self) -> Option<&str> {
-        match *self {}
-    }
-    fn has_next_page(&self) -> bool {
-        match *self {}
-    }
-}
-
-impl Cursors for RawPage {
-    fn last_cursor(&self) -> Option<&str> {
-        self.edges.last().map(|e| e.cursor.as_str())
-    }
-    fn has_next_page(&self) -> bool {
-        self.page_info.has_next_page
+        ItemsPage::has_next_page(self)
     }
 }
 
@@ -185,12 +161,18 @@ fn next_after<P: Cursors>(
     Ok(next)
 }
 
-/// Extracts and decodes the root field `field` of a `data` object.
-fn root_field<P: DeserializeOwned>(data: &RawValue, field: &str, ctx: &RequestContext) -> Result<P, ClientError> {
-    let malformed = |message: String| ClientError::new(ErrorKind::MalformedResponse, ctx.clone(), message);
-    let fields: HashMap<String, &RawValue> =
-        serde_json::from_str(data.get()).map_err(|e| malformed(format!("`data` is not an object: {e}")))?;
-    let raw = fields.get(field).ok_or_else(|| malformed(format!("`data` has no field `{field}`")))?;
+/// Reads a response's `data` and decodes its root field `field` (a change-feed page).
+fn read_root<P: DeserializeOwned>(status: u16, text: &str, field: &str) -> Result<P, Failure> {
+    let data = classify_response(status, text)?;
+    decode_root(data, field)
+}
+
+/// Decodes the root field `field` of a `data` object.
+fn decode_root<P: DeserializeOwned>(data: &RawValue, field: &str) -> Result<P, Failure> {
+    let malformed = |message: String| Failure::new(ErrorKind::MalformedResponse, message);
+    let raw = pick_field(data.get(), field)
+        .map_err(|e| malformed(format!("`data` is not an object: {e}")))?
+        .ok_or_else(|| malformed(format!("`data` has no field `{field}`")))?;
     if raw.get() == "null" {
         return Err(malformed(format!("`data.{field}` is null")));
     }
@@ -213,82 +195,12 @@ where
     })
 }
 
-/// A page of items from [`ItemsPager::next_into`].
-#[derive(Debug)]
-pub enum ItemsPage {
-    /// The usual case: the response was read in one pass and its `rows` nodes went straight into
-    /// the sink, which now holds them.
-    Streamed {
-        rows: usize,
-        /// The last edge's cursor (`None` for an empty page).
-        last_cursor: Option<String>,
-    },
-    /// The response was not a plain page the one-pass reader accepts (a node the sink refused, or
-    /// a shape it does not take), but the careful path did accept it: the nodes are here as raw
-    /// JSON and the sink holds none of them. Convert them with the sink's careful path, which
-    /// names exactly what is wrong with a bad node.
-    Raw(RawPage),
-}
-
-impl ItemsPage {
-    /// Edges on the page.
-    pub fn rows(&self) -> usize {
-        match self {
-            ItemsPage::Streamed { rows, .. } => *rows,
-            ItemsPage::Raw(page) => page.edges.len(),
-        }
-    }
-
-    /// The last edge's cursor: where a resumed load continues.
-    pub fn last_cursor(&self) -> Option<&str> {
-        match self {
-            ItemsPage::Streamed { last_cursor, .. } => last_cursor.as_deref(),
-            ItemsPage::Raw(page) => page.last_cursor(),
-        }
-    }
-}
-
-/// Pages an entity's items into a [`NodeSink`]: see [`XledgerClient::items_pager`].
-pub struct ItemsPager<'a> {
-    client: &'a XledgerClient,
-    pager: Pager,
-}
-
-impl fmt::Debug for ItemsPager<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ItemsPager")
-            .field("operation", &self.pager.label)
-            .field("page", &self.pager.page)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ItemsPager<'_> {
-    /// Fetches the next page, feeding its nodes into `sink` as the response is parsed (the page is
-    /// read once: no raw copy of the nodes is kept). `None` once the last page was returned or
-    /// after an error. The paging rules and errors are those of [`XledgerClient::items_pages`];
-    /// a response that is retried leaves nothing in the sink.
-    pub async fn next_into<S: NodeSink + Send>(&mut self, sink: &mut S) -> Option<Result<ItemsPage, ClientError>> {
-        let root = self.pager.root_field;
-        let page = self
-            .client
-            .next_page::<RawPage, FastPage, _>(&mut self.pager, |body| stream::read_page(body, root, &mut *sink))
-            .await?;
-        Some(page.map(|page| match page {
-            Either::Left(fast) => ItemsPage::Streamed { rows: fast.rows, last_cursor: fast.last_cursor },
-            Either::Right(raw) => ItemsPage::Raw(raw),
-        }))
-    }
-}
-
 impl XledgerClient {
-    /// Requests the pager's next page; each response is offered to `fast` first (see
-    /// [`XledgerClient::send_with`]) and otherwise decoded as `P`. `None` when the pager is done.
-    async fn next_page<P, T, F>(&self, pager: &mut Pager, fast: F) -> Option<Result<Either<T, P>, ClientError>>
+    /// Requests the pager's next page, each response read by `read`. `None` when the pager is done.
+    async fn next_page<P, F>(&self, pager: &mut Pager, read: F) -> Option<Result<P, ClientError>>
     where
-        P: Page,
-        T: Cursors,
-        F: FnMut(&[u8]) -> Option<T>,
+        P: Cursors,
+        F: FnMut(u16, String) -> Result<P, Failure>,
     {
         if pager.done {
             return None;
@@ -305,19 +217,10 @@ impl XledgerClient {
             variables.insert("after".to_string(), json!(after));
         }
         pager.requested.insert(pager.after.clone());
-        let result =
-            match self.execute_with(pager.operation.document, Value::Object(variables), ctx.clone(), fast).await {
-                Ok(Reply::Fast(page)) => Ok(Either::Left(page)),
-                Ok(Reply::Data(data)) => root_field::<P>(&data, pager.root_field, &ctx).map(Either::Right),
-                Err(e) => Err(e),
-            };
-        let result = result.and_then(|page| {
-            let next = match &page {
-                Either::Left(fast) => next_after(fast, &pager.requested, &ctx)?,
-                Either::Right(careful) => next_after(careful, &pager.requested, &ctx)?,
-            };
-            Ok((next, page))
-        });
+        let result = self
+            .execute_with(pager.operation.document, Value::Object(variables), ctx.clone(), read)
+            .await
+            .and_then(|page| Ok((next_after(&page, &pager.requested, &ctx)?, page)));
         match result {
             Ok((next, page)) => {
                 pager.done = next.is_none();
@@ -331,51 +234,20 @@ impl XledgerClient {
         }
     }
 
-    fn pages<P: Page>(&self, pager: Pager) -> impl Stream<Item = Result<P, ClientError>> + Send + '_ {
+    fn item_pages(&self, pager: Pager) -> impl Stream<Item = Result<ItemsPage, ClientError>> + Send + '_ {
         futures_stream::unfold(pager, move |mut pager| async move {
-            let page = self.next_page::<P, std::convert::Infallible, _>(&mut pager, |_| None).await?;
-            let page = page.map(|page| match page {
-                Either::Left(never) => match never {},
-                Either::Right(page) => page,
-            });
+            let root = pager.root_field;
+            let page = self.next_page(&mut pager, |status, text| ItemsPage::from_response(status, text, root)).await?;
             Some((page, pager))
         })
     }
 
-    /// Like [`XledgerClient::items_pages`], but each page's nodes go straight into a [`NodeSink`]
-    /// while the response is parsed: the fast path for full loads, one pass over each page instead
-    /// of a raw copy of every node parsed again later.
-    ///
-    /// ```no_run
-    /// # async fn example(client: xledger_client::XledgerClient) -> Result<(), xledger_client::ClientError> {
-    /// use xledger_client::ItemsPage;
-    /// use xledger_model::page::NodeSink;
-    /// use xledger_model::scan::{Scan, Scanner};
-    ///
-    /// /// Counts nodes.
-    /// struct Count(usize);
-    /// impl NodeSink for Count {
-    ///     fn node(&mut self, scanner: &mut Scanner<'_>) -> Scan<()> {
-    ///         scanner.skip_value()?;
-    ///         self.0 += 1;
-    ///         Ok(())
-    ///     }
-    ///     fn discard(&mut self) {}
-    /// }
-    ///
-    /// let timesheets = xledger_model::entity("timesheets").expect("built-in entity");
-    /// let mut pager = client.items_pager(timesheets, 10_000, None);
-    /// let mut sink = Count(0);
-    /// while let Some(page) = pager.next_into(&mut sink).await {
-    ///     match page? {
-    ///         ItemsPage::Streamed { rows, .. } => println!("{rows} rows streamed"),
-    ///         ItemsPage::Raw(page) => println!("{} raw nodes to convert the careful way", page.edges.len()),
-    ///     }
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn items_pager(&self, entity: &'static EntitySpec, page_size: usize, after: Option<String>) -> ItemsPager<'_> {
-        ItemsPager { client: self, pager: Pager::new(entity, entity.items_page, entity.items_field, page_size, after) }
+    fn feed_pages(&self, pager: Pager) -> impl Stream<Item = Result<DeltaPage, ClientError>> + Send + '_ {
+        futures_stream::unfold(pager, move |mut pager| async move {
+            let root = pager.root_field;
+            let page = self.next_page(&mut pager, |status, text| read_root(status, &text, root)).await?;
+            Some((page, pager))
+        })
     }
 
     /// Pages an entity's items oldest first with `first: page_size`, starting after `after`
@@ -383,13 +255,16 @@ impl XledgerClient {
     /// the page that says `hasNextPage: false`, or after the first error: a cursor that does not
     /// advance ([`ErrorKind::CursorDidNotAdvance`]) or a page with no edges that claims a next page
     /// ([`ErrorKind::EmptyPageWithNextPage`]) ends it instead of looping.
+    ///
+    /// Each page is read in one pass and keeps its response body: [`ItemsPage::nodes`] are the
+    /// nodes' JSON texts inside it, ready for the lake writer.
     pub fn items_pages(
         &self,
         entity: &'static EntitySpec,
         page_size: usize,
         after: Option<String>,
-    ) -> impl Stream<Item = Result<RawPage, ClientError>> + Send + '_ {
-        self.pages(Pager::new(entity, entity.items_page, entity.items_field, page_size, after))
+    ) -> impl Stream<Item = Result<ItemsPage, ClientError>> + Send + '_ {
+        self.item_pages(Pager::new(entity, entity.items_page, entity.items_field, page_size, after))
     }
 
     /// Fetches the current rows of `db_ids` with the entity's by-dbIds operation, `chunk_size` ids
@@ -403,7 +278,7 @@ impl XledgerClient {
         db_ids: Vec<i64>,
         chunk_size: usize,
         page_size: usize,
-    ) -> impl Stream<Item = Result<RawPage, ClientError>> + Send + '_ {
+    ) -> impl Stream<Item = Result<ItemsPage, ClientError>> + Send + '_ {
         let operation = match entity.change_feed.map(|feed| feed.by_db_ids) {
             None => Err(ClientError::new(
                 ErrorKind::InvalidArgument,
@@ -435,7 +310,7 @@ impl XledgerClient {
             let mut pager = Pager::new(entity, operation, entity.items_field, page_size, None);
             pager.label = format!("{} chunk {}/{chunk_count}", operation.name, index + 1);
             pager.fixed_variables = fixed_variables;
-            self.pages::<RawPage>(pager)
+            self.item_pages(pager)
         });
         Either::Right(stop_after_error(pages))
     }
@@ -449,9 +324,7 @@ impl XledgerClient {
         after: Option<String>,
     ) -> impl Stream<Item = Result<DeltaPage, ClientError>> + Send + '_ {
         match entity.change_feed {
-            Some(feed) => {
-                Either::Left(self.pages::<DeltaPage>(Pager::new(entity, feed.deltas, feed.field, page_size, after)))
-            }
+            Some(feed) => Either::Left(self.feed_pages(Pager::new(entity, feed.deltas, feed.field, page_size, after))),
             None => Either::Right(futures_stream::once(futures::future::ready(Err(no_change_feed(entity))))),
         }
     }
@@ -464,8 +337,9 @@ impl XledgerClient {
             return Err(no_change_feed(entity));
         };
         let ctx = RequestContext::entity(entity.name, operation.name);
-        let data = self.execute_raw(operation.document, json!({ "last": 1 }), ctx.clone()).await?;
-        let page: DeltaPage = root_field(&data, field, &ctx)?;
+        let page: DeltaPage = self
+            .execute_with(operation.document, json!({ "last": 1 }), ctx, |status, text| read_root(status, &text, field))
+            .await?;
         Ok(page.edges.last().map(|edge| edge.cursor.clone()))
     }
 
@@ -514,7 +388,8 @@ impl XledgerClient {
         let mut pages = Vec::with_capacity(feeds.len());
         for (i, feed) in feeds.iter().enumerate() {
             let feed_ctx = RequestContext::entity(feed.entity.name, PROBE_OPERATION).with_page(1);
-            let page: DeltaPage = root_field(&data, &format!("f{i}"), &feed_ctx)?;
+            let page: DeltaPage = decode_root(&data, &format!("f{i}"))
+                .map_err(|failure| ClientError::new(failure.kind, feed_ctx.clone(), failure.message))?;
             let requested = HashSet::from([feed.after.clone()]);
             next_after(&page, &requested, &feed_ctx)?;
             pages.push(page);

@@ -6,13 +6,10 @@
 //! - `datetime/parse_wall_clock` and `datetime/oslo_to_utc`: the two halves of the above, apart;
 //! - `datetime/parse_xledger_date`: `yyyy-MM-dd` → `NaiveDate`;
 //! - `int64string/*`: an id sent as a JSON string (timesheets, beyond 2^53) or number;
-//! - `page/*`: JSON decoding of a 10 000-edge items page into [`RawPage`] (nodes kept raw: the
-//!   careful path), the same page walked by [`xledger_model::scan::Scanner`] (`scan_page/*`: every
-//!   key, string and number read, as the full-load fast path reads them, without converting), and
-//!   a 10 000-edge change-feed page into [`DeltaPage`].
+//! - `page/delta_page`: JSON decoding of a 10 000-edge change-feed page into [`DeltaPage`].
 //!
-//! Arrow building (JSON node → RecordBatch) is lake-writer's `convert` bench; the client's page
-//! decoding from the wire is xledger-client's `page_decode` bench.
+//! Arrow building (JSON node → RecordBatch) is lake-writer's `convert` bench; decoding an items
+//! page from the wire is xledger-client's `page_decode` bench.
 //!
 //! Run with `cargo bench -p xledger-model --bench conversions`. Every input is checked against
 //! its expected result once before it is timed, so a bench never measures an error path by accident.
@@ -20,13 +17,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use xledger_model::decimal::parse_decimal;
-use xledger_model::page::{DeltaPage, MutationType, RawPage};
+use xledger_model::page::{DeltaPage, MutationType};
 use xledger_model::scalars::Int64String;
-use xledger_model::scan::{Bail, Scanner};
 use xledger_model::time::{oslo_to_utc, parse_wall_clock, parse_xledger_date, parse_xledger_datetime};
-use xledger_model::{ColumnKind, EntitySpec, JsonRepr};
 
 /// Edges per page, the API's cap and the tool's default page size.
 const PAGE: usize = 10_000;
@@ -138,49 +133,6 @@ fn int64_strings(c: &mut Criterion) {
 }
 
 /// A plausible value for a column, varied by row so the decoder cannot coast on repetition.
-fn sample_value(kind: ColumnKind, json: JsonRepr, row: usize) -> Value {
-    let text = match kind {
-        ColumnKind::Int64 => (1_000_000_000_000 + row as i64).to_string(),
-        ColumnKind::Decimal { .. } => format!("{}.{:02}", row % 997, row % 100),
-        ColumnKind::Date => format!("2024-{:02}-{:02}", 1 + row % 12, 1 + row % 28),
-        ColumnKind::Timestamp => {
-            format!("2024-{:02}-{:02}T{:02}:{:02}:00", 1 + row % 12, 1 + row % 28, row % 24, row % 60)
-        }
-        ColumnKind::Float64 => format!("{}.5", row % 1000),
-        ColumnKind::Boolean => return Value::Bool(row.is_multiple_of(2)),
-        ColumnKind::Utf8 => format!("Row {row}: Ærlig «sitat» og \"anførsel\""),
-    };
-    match json {
-        JsonRepr::String => Value::String(text),
-        JsonRepr::Number => text.parse::<serde_json::Number>().map(Value::Number).unwrap_or(Value::String(text)),
-        JsonRepr::Boolean => Value::Bool(row.is_multiple_of(2)),
-    }
-}
-
-/// A node shaped by the entity's column paths (nested objects for `project.dbId` and the like).
-fn sample_node(entity: &EntitySpec, row: usize) -> Value {
-    let mut node = Map::new();
-    for column in entity.columns {
-        let mut object = &mut node;
-        let (leaf, parents) = column.path.split_last().expect("a column path has at least one field");
-        for parent in parents {
-            object = object
-                .entry(parent.to_string())
-                .or_insert_with(|| Value::Object(Map::new()))
-                .as_object_mut()
-                .expect("parents of a column are objects");
-        }
-        object.insert(leaf.to_string(), sample_value(column.kind, column.json, row));
-    }
-    Value::Object(node)
-}
-
-fn items_page_text(entity: &EntitySpec) -> String {
-    let edges: Vec<Value> =
-        (0..PAGE).map(|row| json!({ "cursor": format!("c{row:08}"), "node": sample_node(entity, row) })).collect();
-    json!({ "edges": edges, "pageInfo": { "hasNextPage": true } }).to_string()
-}
-
 fn delta_page_text() -> String {
     let kinds = ["ADDED", "UPDATED", "DELETED"];
     let edges: Vec<Value> = (0..PAGE)
@@ -189,68 +141,9 @@ fn delta_page_text() -> String {
     json!({ "edges": edges, "pageInfo": { "hasNextPage": false } }).to_string()
 }
 
-/// Walks a page as the full-load fast path does: every key matched, every string and integer read
-/// (nothing converted); the number of edges.
-fn scan_page(text: &[u8]) -> Result<usize, Bail> {
-    fn value(scanner: &mut Scanner<'_>) -> Result<(), Bail> {
-        match scanner.peek() {
-            Some(b'"') => scanner.string().map(|s| {
-                black_box(s);
-            }),
-            Some(b'-' | b'0'..=b'9') => scanner.integer().map(|n| {
-                black_box(n);
-            }),
-            Some(b'{') => object(scanner),
-            _ => scanner.skip_value(),
-        }
-    }
-    fn object(scanner: &mut Scanner<'_>) -> Result<(), Bail> {
-        scanner.begin_object()?;
-        let mut first = true;
-        while let Some(key) = scanner.next_key(&mut first)? {
-            black_box(key);
-            value(scanner)?;
-        }
-        Ok(())
-    }
-    let mut scanner = Scanner::new(text);
-    let mut edges = 0;
-    scanner.begin_object()?;
-    let mut first = true;
-    while let Some(key) = scanner.next_key(&mut first)? {
-        if key != "edges" {
-            scanner.skip_value()?;
-            continue;
-        }
-        scanner.begin_array()?;
-        let mut first_edge = true;
-        while scanner.next_element(&mut first_edge)? {
-            object(&mut scanner)?;
-            edges += 1;
-        }
-    }
-    scanner.finish()?;
-    Ok(edges)
-}
-
 fn pages(c: &mut Criterion) {
     let mut group = c.benchmark_group("page");
     group.sample_size(20).throughput(Throughput::Elements(PAGE as u64));
-    for name in ["timesheets", "transactions"] {
-        let entity = xledger_model::entity(name).expect("the registry has timesheets and transactions");
-        let text = items_page_text(entity);
-        let page: RawPage = serde_json::from_str(&text).expect("the sample page decodes");
-        assert_eq!(page.edges.len(), PAGE);
-        assert!(page.page_info.has_next_page);
-        eprintln!("page/{name}: {PAGE} edges, {} bytes of JSON", text.len());
-        group.bench_function(format!("raw_page/{name}"), |b| {
-            b.iter(|| black_box(serde_json::from_str::<RawPage>(black_box(&text))))
-        });
-        assert_eq!(scan_page(text.as_bytes()), Ok(PAGE));
-        group.bench_function(format!("scan_page/{name}"), |b| {
-            b.iter(|| black_box(scan_page(black_box(text.as_bytes()))))
-        });
-    }
     let text = delta_page_text();
     let page: DeltaPage = serde_json::from_str(&text).expect("the sample delta page decodes");
     assert_eq!(page.edges.len(), PAGE);

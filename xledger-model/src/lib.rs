@@ -8,8 +8,7 @@
 //! - [`EntitySpec::arrow_schema`]: the Arrow schema every file of an entity has.
 //! - [`scalars`], [`time`], [`decimal`]: Xledger's value formats (64-bit ids as strings, Central
 //!   European wall-clock date-times, decimal strings) and their exact conversions.
-//! - [`page`]: the shape of a Relay page of nodes and of a change-feed entry.
-//! - [`scan`]: the JSON scanner full loads read pages with (serde_json decides whatever it leaves).
+//! - [`page`]: the shape of a change-feed page and entry, and the `dbId` of an item node.
 //!
 //! This crate must never do I/O at run time, know about HTTP, Parquet or storage, or contain
 //! hand-written per-entity code: adding `schema/queries/<entity>.graphql` is all an entity needs.
@@ -29,7 +28,6 @@
 pub mod decimal;
 pub mod page;
 pub mod scalars;
-pub mod scan;
 mod spec;
 pub mod time;
 

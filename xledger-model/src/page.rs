@@ -1,13 +1,12 @@
 //! The shape of Relay pages as Xledger returns them, independent of any entity.
 //!
-//! Nodes stay raw JSON ([`RawValue`]): the lake writer converts them column by column with the
-//! entity's [`crate::ColumnSpec`]s, without an intermediate typed struct per entity.
+//! Item nodes stay JSON text: the lake writer converts them column by column with the entity's
+//! [`crate::ColumnSpec`]s, without an intermediate typed struct per entity. Change-feed pages are
+//! small and read into types.
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::scalars::Int64String;
-use crate::scan::{Scan, Scanner};
 
 /// The kind of a change-feed entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -39,21 +38,6 @@ pub struct DeltaNode {
     pub mutation_type: MutationType,
 }
 
-/// One edge of a connection page with its node left as raw JSON.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RawEdge {
-    pub cursor: String,
-    pub node: Box<RawValue>,
-}
-
-/// A connection page (`{ edges [...], pageInfo { hasNextPage } }`) with raw nodes.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RawPage {
-    pub edges: Vec<RawEdge>,
-    #[serde(rename = "pageInfo")]
-    pub page_info: PageInfo,
-}
-
 /// A page of a change feed with typed nodes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeltaPage {
@@ -69,30 +53,28 @@ pub struct DeltaEdge {
     pub node: DeltaNode,
 }
 
-/// Receives the nodes of a connection page while the response is being scanned, so that a page of
-/// items is read once, straight into whatever keeps it (the lake writer's Arrow builders), instead
-/// of being captured as raw JSON first and parsed again.
-///
-/// The client calls [`node`](NodeSink::node) once per edge, in order, with a [`Scanner`]
-/// positioned at the edge's `node` value; the sink reads exactly that value. If anything about the
-/// response turns out to be wrong or unusual, before or after the nodes (a node the sink refuses,
-/// GraphQL `errors`, malformed JSON, a missing `pageInfo`, anything the scanner leaves to
-/// serde_json), the client calls [`discard`](NodeSink::discard) and falls back to reading the
-/// page the careful way, as [`RawPage`], whose nodes the caller converts itself and whose errors
-/// say exactly what was wrong. So a sink may give up on any node: it only has to leave nothing
-/// behind once discarded, and never accept a node the careful path would refuse or read
-/// differently.
-pub trait NodeSink {
-    /// Reads one node. On `Err` the page's fast path is abandoned.
-    fn node(&mut self, scanner: &mut Scanner<'_>) -> Scan<()>;
-
-    /// Forgets every node taken since the sink last handed its nodes on.
-    fn discard(&mut self);
-}
-
 /// Relay page information; only `hasNextPage` is relied upon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageInfo {
     #[serde(rename = "hasNextPage")]
     pub has_next_page: bool,
+}
+
+/// The `dbId` of an item node given as JSON text (a string or a number, as the entity sends it).
+/// Every node selection starts with `dbId` (the build checks it), so this is how a change pass
+/// matches the rows it fetched to the feed entries that asked for them.
+///
+/// ```
+/// use xledger_model::page::node_db_id;
+/// assert_eq!(node_db_id(r#"{"dbId": "9000000001", "code": "A"}"#).unwrap(), 9_000_000_001);
+/// assert_eq!(node_db_id(r#"{"dbId": 7}"#).unwrap(), 7);
+/// assert!(node_db_id(r#"{"code": "A"}"#).is_err());
+/// ```
+pub fn node_db_id(node: &str) -> Result<i64, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct DbIdOnly {
+        #[serde(rename = "dbId")]
+        db_id: Int64String,
+    }
+    serde_json::from_str::<DbIdOnly>(node).map(|n| n.db_id.0)
 }

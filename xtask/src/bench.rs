@@ -282,7 +282,7 @@ pub struct WriterResult {
     pub rows_per_s: f64,
     /// The same, in MB (10^6 bytes) of input JSON per second (`write_bytes/<entity>`).
     pub json_mb_per_s: f64,
-    /// Page text → RecordBatch only, in one pass (`convert/<entity>/streamed`), when that bench ran.
+    /// Page text → RecordBatch only, in one pass (`convert/<entity>/direct`), when that bench ran.
     pub convert_rows_per_s: Option<f64>,
 }
 
@@ -849,7 +849,7 @@ impl CriterionResult {
 }
 
 /// Every criterion result under `criterion_dir` written at or after `since`, by full id
-/// (`write/timesheets`, `convert/timesheets/streamed`).
+/// (`write/timesheets`, `convert/timesheets/direct`).
 pub fn criterion_results(criterion_dir: &Path, since: SystemTime) -> anyhow::Result<BTreeMap<String, CriterionResult>> {
     let mut results = BTreeMap::new();
     let mut pending = vec![criterion_dir.to_path_buf()];
@@ -915,7 +915,7 @@ pub fn writer_result(entity: &str, results: &BTreeMap<String, CriterionResult>) 
         entity: entity.to_string(),
         rows_per_s: rate(format!("write/{entity}"))?,
         json_mb_per_s: rate(format!("write_bytes/{entity}"))? / 1e6,
-        convert_rows_per_s: results.get(&format!("convert/{entity}/streamed")).and_then(CriterionResult::per_second),
+        convert_rows_per_s: results.get(&format!("convert/{entity}/direct")).and_then(CriterionResult::per_second),
     })
 }
 
@@ -1473,8 +1473,8 @@ mod tests {
         );
         write_criterion_result(
             dir.path(),
-            "convert_timesheets/streamed",
-            "convert/timesheets/streamed",
+            "convert_timesheets/direct",
+            "convert/timesheets/direct",
             serde_json::json!({ "Elements": 10_000 }),
             10e6,
         );

@@ -157,9 +157,9 @@ pub fn decimal_text(rng: &mut Rng, scale: i8) -> String {
     format!("{sign}{int_part}.{frac:0width$}", width = frac_digits as usize)
 }
 
-/// Serializes nodes into owned raw JSON values, as the client hands them over.
-pub fn raw(nodes: &[Value]) -> Vec<Box<serde_json::value::RawValue>> {
-    nodes.iter().map(|n| serde_json::value::to_raw_value(n).expect("a JSON value serializes")).collect()
+/// Serializes nodes into their JSON texts, as the API sends them.
+pub fn raw(nodes: &[Value]) -> Vec<String> {
+    nodes.iter().map(Value::to_string).collect()
 }
 
 /// Azurite's blob endpoint from `cargo xtask test`, or a failure explaining how to get one.

@@ -5,18 +5,15 @@ use std::collections::HashMap;
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use lake_writer::{CommittedFile, FileKind, PageConverter, PartSpec, PartWriter, RunStamp};
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use lake_writer::{CommittedFile, FileKind, PartSpec, PartWriter, RunStamp};
 use sync_state::{
     CommittedPart, EntityState, Expect, FullSyncProgress, FullSyncReason, IncrementalProgress, PendingChanges,
     PendingPart, Phase, RunSummary, Version,
 };
 use tokio::time::Instant;
-use xledger_client::{ClientError, ErrorKind, ItemsPage};
+use xledger_client::{ClientError, ErrorKind};
 use xledger_model::EntitySpec;
-use xledger_model::page::{DeltaPage, MutationType};
-use xledger_model::scalars::Int64String;
+use xledger_model::page::{DeltaPage, MutationType, node_db_id};
 
 use super::collapse::Collapser;
 use super::report::{Counts, EntityOutcome, EntityReport, Mode};
@@ -326,11 +323,7 @@ async fn full_resume(
         progress.run_stamp.parse().map_err(|e| anyhow!("{}: bad run stamp in state: {e}", entity.name))?;
     let mut part: Option<PartWriter> = None;
     let mut last_cursor: Option<String> = None;
-    // Each page is parsed once, straight from the response into the converter's Arrow builders
-    // (ItemsPage::Streamed); a page the one-pass reader does not take arrives as raw nodes and is
-    // converted the careful way, which names whatever is wrong with a node.
-    let mut pager = engine.client.items_pager(entity, engine.config.page_size, progress.items_cursor.clone());
-    let mut converter = PageConverter::new(entity);
+    let mut pages = Box::pin(engine.client.items_pages(entity, engine.config.page_size, progress.items_cursor.clone()));
     loop {
         if let Some(reason) = stop.check() {
             if let Some(writer) = part.take() {
@@ -338,7 +331,7 @@ async fn full_resume(
             }
             return Ok(FullEnd::Stopped(reason));
         }
-        let Some(page) = pager.next_into(&mut converter).await else { break };
+        let Some(page) = pages.next().await else { break };
         let page = match page {
             Ok(page) => page,
             Err(err) => {
@@ -348,7 +341,7 @@ async fn full_resume(
                 return Err(anyhow::Error::new(err));
             }
         };
-        let rows = page.rows();
+        let rows = page.len();
         if rows == 0 {
             continue;
         }
@@ -356,21 +349,8 @@ async fn full_resume(
             part = Some(open_part(engine, entity, &progress, stamp).await?);
         }
         let Some(writer) = part.as_mut() else { unreachable!("opened just above") };
-        let written = match &page {
-            // The client counts the edges it read, the converter the nodes it took: equal unless
-            // a bug loses a row, which must stop the load rather than reach the lake.
-            ItemsPage::Streamed { .. } if converter.streamed_rows() != rows => Err(anyhow!(
-                "internal error: the page had {rows} edges but {} rows were converted",
-                converter.streamed_rows()
-            )),
-            ItemsPage::Streamed { .. } => writer.write_streamed(&mut converter).await.map_err(anyhow::Error::new),
-            ItemsPage::Raw(raw) => {
-                let nodes: Vec<(&RawValue, MutationType)> =
-                    raw.edges.iter().map(|e| (&*e.node, MutationType::Added)).collect();
-                writer.write_nodes(&nodes).await.map_err(anyhow::Error::new)
-            }
-        };
-        if let Err(err) = written {
+        let written = writer.write_nodes(page.nodes().map(|node| (node, MutationType::Added))).await;
+        if let Err(err) = written.map_err(anyhow::Error::new) {
             if let Some(writer) = part.take() {
                 writer.abort().await.ok();
             }
@@ -651,12 +631,6 @@ async fn idle(
     Ok(IncrementalEnd::Done { idle: !wrote_any })
 }
 
-#[derive(Deserialize)]
-struct DbIdOnly {
-    #[serde(rename = "dbId")]
-    db_id: Int64String,
-}
-
 /// Writes the collapsed range: current rows of added/updated ids (ids no longer returned become
 /// deletions), then the deletions. Returns `Some` when asked to stop before the file is complete.
 async fn write_changes(
@@ -678,26 +652,29 @@ async fn write_changes(
         ));
         while let Some(page) = pages.next().await {
             let page = page.map_err(anyhow::Error::new)?;
-            let mut rows: Vec<(&RawValue, MutationType)> = Vec::with_capacity(page.edges.len());
-            for edge in &page.edges {
-                let id: DbIdOnly = serde_json::from_str(edge.node.get())
+            let mut rows: Vec<(&str, MutationType)> = Vec::with_capacity(page.len());
+            for node in page.nodes() {
+                let id = node_db_id(node)
                     .with_context(|| format!("{}: a node without a readable dbId in a by-dbIds page", entity.name))?;
-                match wanted.remove(&id.db_id.0) {
+                match wanted.remove(&id) {
                     Some(kind) => {
                         match kind {
                             MutationType::Added => counts.added += 1,
                             _ => counts.updated += 1,
                         }
-                        rows.push((&*edge.node, kind));
+                        rows.push((node, kind));
                     }
                     None => tracing::warn!(
                         entity = entity.name,
-                        db_id = id.db_id.0,
+                        db_id = id,
                         "by-dbIds returned a row not asked for (or twice): ignored"
                     ),
                 }
             }
-            writer.write_nodes(&rows).await.with_context(|| format!("{}: converting changed rows", entity.name))?;
+            writer
+                .write_nodes(rows.iter().copied())
+                .await
+                .with_context(|| format!("{}: converting changed rows", entity.name))?;
             engine.progress.rows(entity.name, rows.len() as u64);
             if let Some(reason) = stop.check() {
                 return Ok(Some(reason));
