@@ -2,11 +2,9 @@
 //! - `queries.rs`: one typed module per query file (`graphql_client_codegen`);
 //! - `registry.rs`: the entity registry with each entity's columns and operation documents.
 //!
-//! A bad schema, query file or type hint stops the build with one message that names the file,
-//! the operation and the field.
-
-#[path = "build/codegen.rs"]
-mod codegen;
+//! The analysis and the registry come from `xledger-codegen` (shared with `cargo xtask
+//! fetch-schema` / `add-entity` and the tests). A bad schema, query file or type hint stops the
+//! build with one message that names the file, the operation and the field.
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +24,6 @@ fn run() -> Result<(), String> {
     println!("cargo:rerun-if-changed={}", schema_path.display());
     println!("cargo:rerun-if-changed={}", queries_dir.display());
     println!("cargo:rerun-if-changed={}", hints_path.display());
-    println!("cargo:rerun-if-changed=build/codegen.rs");
 
     let schema_sdl = read(&schema_path)?;
     let hints = read(&hints_path)?;
@@ -44,15 +41,15 @@ fn run() -> Result<(), String> {
             .and_then(|s| s.to_str())
             .ok_or_else(|| format!("{}: file name is not UTF-8", path.display()))?
             .to_string();
-        files.push(codegen::QueryFile { entity, text: read(path)? });
+        files.push(xledger_codegen::QueryFile { entity, text: read(path)? });
     }
     if files.is_empty() {
         return Err(format!("no query files in {}", queries_dir.display()));
     }
-    let entities = codegen::analyze(&schema_sdl, &files, &hints)?;
+    let entities = xledger_codegen::analyze(&schema_sdl, &files, &hints).map_err(|e| e.to_string())?;
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").map_err(|e| e.to_string())?);
-    write(&out_dir.join("registry.rs"), &codegen::render_registry(&entities))?;
+    write(&out_dir.join("registry.rs"), &xledger_codegen::render_registry(&entities))?;
 
     // Typed modules. The schema has been validated above, so the generator's own panics are not
     // reachable for our inputs; its Result errors are still reported with the file name.

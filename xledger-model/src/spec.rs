@@ -101,6 +101,19 @@ pub struct ChangeFeed {
     pub by_db_ids: OperationDoc,
 }
 
+/// The webhook subscription an entity declares next to its queries (a `subscription` operation in
+/// its query file). A delivery on it only wakes an incremental pass of the entity: the change feed
+/// stays the truth and the payload is never written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookSubscription {
+    /// The root field of the schema's subscription type, e.g. `projectsMutated`; a delivery's `data`
+    /// object has this key.
+    pub field: &'static str,
+    /// No variables: registered as a fixed document (`addWebhooks` takes it as `serializedPayload`,
+    /// the JSON body `{"query": <document>}`).
+    pub subscription: OperationDoc,
+}
+
 /// Everything the tool knows about one entity, generated from its query file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntitySpec {
@@ -116,6 +129,8 @@ pub struct EntitySpec {
     pub items_page: OperationDoc,
     /// `None` for a full-only entity: every pass loads it in full.
     pub change_feed: Option<ChangeFeed>,
+    /// `None` for an entity that is polled only. An entity with a webhook always has a change feed.
+    pub webhook: Option<WebhookSubscription>,
     /// A hash of the column names and types: equal exactly when two builds write the same schema.
     pub fingerprint: &'static str,
     /// The node columns in query order; `dbId` is first.

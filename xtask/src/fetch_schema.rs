@@ -3,12 +3,13 @@
 //! The command sends the standard introspection query to the API (key from `XLEDGER_API_KEY`,
 //! header `Authorization: token <key>`), converts the answer to SDL in a stable order (types,
 //! fields, enum values and input fields sorted by name) so a refresh is a reviewable diff, prints
-//! what changed for the entities our query files use, and writes the file atomically.
+//! what changed for the entities our query files use (and new change feeds and subscriptions), and
+//! writes the file atomically.
 //!
 //! It must never print or store the API key (not in output, errors, `Debug` or the file), and never
 //! overwrite the snapshot with a result that is partial, does not parse back, or breaks
-//! `schema/queries/*.graphql` (the same analysis `xledger-model/build.rs` runs; `--force` overrides
-//! only that last check).
+//! `schema/queries/*.graphql` (the analysis `xledger-model/build.rs` runs: `xledger-codegen`;
+//! `--force` overrides only that last check).
 //!
 //! The steps are plain functions so tests can drive them without the binary:
 //!
@@ -41,14 +42,7 @@ use graphql_parser::schema as s;
 use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
-
-// The build's own analysis of schema + query files + type hints, so that "the new schema breaks our
-// queries" means exactly what the build would say. Only `analyze` and `QueryFile` are used here;
-// the rest of the module (registry rendering) serves build.rs, hence `dead_code`. Its lints belong
-// to xledger-model, where the file is owned and linted with its build script.
-#[allow(dead_code, clippy::all)]
-#[path = "../../xledger-model/build/codegen.rs"]
-mod codegen;
+use xledger_codegen::QueryFile;
 
 /// Production endpoint, the default of `--endpoint`.
 pub const DEFAULT_ENDPOINT: &str = "https://www.xledger.net/graphql";
@@ -132,8 +126,9 @@ The API key is read from XLEDGER_API_KEY (never from a flag, never printed).
 
 The schema is written as SDL, types and fields sorted by name, so a refresh is a reviewable diff.
 Before writing, the command prints what changed for our entities (fields added, removed or retyped
-in every type our queries reach) and new `<entity>_deltas` change feeds, and checks the new schema
-against schema/queries/*.graphql and schema/type-hints.toml exactly as the build does.
+in every type our queries and subscriptions reach), new `<entity>_deltas` change feeds and new
+subscriptions (webhooks such as `projectsMutated`), and checks the new schema against
+schema/queries/*.graphql and schema/type-hints.toml exactly as the build does (xledger-codegen).
 
 Nothing is written when the API answers with errors, the result is partial or does not parse back,
 or the new schema breaks our queries (--force writes anyway in that last case).";
@@ -197,8 +192,9 @@ pub enum FetchSchemaError {
     OldSchemaDoesNotParse(String),
     #[error("schema/queries/{entity}.graphql does not parse: {message}")]
     QueryDoesNotParse { entity: String, message: String },
+    /// The build's own analysis (`xledger-codegen`) refuses our query files with the new schema.
     #[error("the new schema breaks our queries: {0}")]
-    BreaksOurQueries(String),
+    BreaksOurQueries(xledger_codegen::AnalyzeError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -794,8 +790,8 @@ fn schema_body(sdl: &str) -> &str {
 /// `<schema dir>/type-hints.toml`).
 #[derive(Debug, Clone)]
 pub struct OurQueries {
-    /// (entity, query text), in file-name order as the build reads them.
-    files: Vec<(String, String)>,
+    /// In file-name order, as the build reads them.
+    files: Vec<QueryFile>,
     type_hints: String,
 }
 
@@ -820,7 +816,7 @@ impl OurQueries {
             let entity = path.file_stem().and_then(|s| s.to_str()).map(str::to_string).ok_or_else(|| {
                 io(&path)(std::io::Error::new(std::io::ErrorKind::InvalidData, "the file name is not UTF-8"))
             })?;
-            files.push((entity, std::fs::read_to_string(&path).map_err(io(&path))?));
+            files.push(QueryFile { entity, text: std::fs::read_to_string(&path).map_err(io(&path))? });
         }
         let hints_path = schema_dir.join("type-hints.toml");
         let type_hints = std::fs::read_to_string(&hints_path).map_err(io(&hints_path))?;
@@ -829,18 +825,25 @@ impl OurQueries {
 
     /// The entity names (query file stems), in file-name order.
     pub fn entities(&self) -> impl Iterator<Item = &str> {
-        self.files.iter().map(|(entity, _)| entity.as_str())
+        self.files.iter().map(|file| file.entity.as_str())
+    }
+
+    /// The query files, in file-name order.
+    pub fn query_files(&self) -> &[QueryFile] {
+        &self.files
+    }
+
+    /// The text of `type-hints.toml`.
+    pub fn type_hints(&self) -> &str {
+        &self.type_hints
     }
 
     /// Runs the build's analysis of `schema_sdl` with our query files and type hints:
     /// `Err(BreaksOurQueries)` with the build's own message when the build would fail.
     pub fn check(&self, schema_sdl: &str) -> Result<(), FetchSchemaError> {
-        let files: Vec<codegen::QueryFile> = self
-            .files
-            .iter()
-            .map(|(entity, text)| codegen::QueryFile { entity: entity.clone(), text: text.clone() })
-            .collect();
-        codegen::analyze(schema_sdl, &files, &self.type_hints).map(drop).map_err(FetchSchemaError::BreaksOurQueries)
+        xledger_codegen::analyze(schema_sdl, &self.files, &self.type_hints)
+            .map(drop)
+            .map_err(FetchSchemaError::BreaksOurQueries)
     }
 }
 
@@ -855,6 +858,9 @@ pub struct SchemaDiff {
     pub entities: Vec<EntityChanges>,
     /// Root fields ending in `_deltas` that the new schema has and the old did not.
     pub new_change_feeds: Vec<String>,
+    /// Fields of the subscription type (webhook subscriptions such as `projectsMutated`) that the
+    /// new schema has and the old did not.
+    pub new_subscriptions: Vec<String>,
 }
 
 /// The changes in the types one entity's queries reach.
@@ -926,6 +932,9 @@ impl fmt::Display for SchemaDiff {
         if !self.new_change_feeds.is_empty() {
             writeln!(f, "New change feeds: {}", self.new_change_feeds.join(", "))?;
         }
+        if !self.new_subscriptions.is_empty() {
+            writeln!(f, "New subscriptions (webhooks): {}", self.new_subscriptions.join(", "))?;
+        }
         Ok(())
     }
 }
@@ -937,7 +946,7 @@ pub fn diff(old_sdl: &str, new_sdl: &str, queries: &OurQueries) -> Result<Schema
     let old = Model::parse(old_sdl).map_err(FetchSchemaError::OldSchemaDoesNotParse)?;
     let new = Model::parse(new_sdl).map_err(FetchSchemaError::SdlDoesNotParse)?;
     let mut entities = Vec::new();
-    for (entity, text) in &queries.files {
+    for QueryFile { entity, text } in &queries.files {
         let document = q::parse_query::<String>(text)
             .map_err(|e| FetchSchemaError::QueryDoesNotParse { entity: entity.clone(), message: e.to_string() })?;
         let mut usage = Usage::default();
@@ -951,12 +960,16 @@ pub fn diff(old_sdl: &str, new_sdl: &str, queries: &OurQueries) -> Result<Schema
     let old_roots = old.root_fields();
     let new_change_feeds =
         new.root_fields().into_iter().filter(|f| f.ends_with("_deltas") && !old_roots.contains(f)).collect();
-    Ok(SchemaDiff { entities, new_change_feeds })
+    let old_subscriptions = old.subscription_fields();
+    let new_subscriptions = new.subscription_fields().into_iter().filter(|f| !old_subscriptions.contains(f)).collect();
+    Ok(SchemaDiff { entities, new_change_feeds, new_subscriptions })
 }
 
 /// The parts of a schema the diff compares.
 struct Model {
     query: String,
+    /// The subscription type, when the schema has one.
+    subscription: Option<String>,
     types: BTreeMap<String, TypeModel>,
 }
 
@@ -984,11 +997,15 @@ impl Model {
             );
         }
         let mut query = "Query".to_string();
+        let mut subscription = "Subscription".to_string();
         for definition in document.definitions {
             let (name, model) = match definition {
                 s::Definition::SchemaDefinition(d) => {
                     if let Some(q) = d.query {
                         query = q;
+                    }
+                    if let Some(sub) = d.subscription {
+                        subscription = sub;
                     }
                     continue;
                 }
@@ -1020,15 +1037,24 @@ impl Model {
             };
             types.insert(name, model);
         }
-        Ok(Self { query, types })
+        let subscription = types.contains_key(&subscription).then_some(subscription);
+        Ok(Self { query, subscription, types })
     }
 
     fn root(&self) -> Option<&TypeModel> {
         self.types.get(&self.query)
     }
 
+    fn subscription_root(&self) -> Option<&TypeModel> {
+        self.subscription.as_ref().and_then(|name| self.types.get(name))
+    }
+
     fn root_fields(&self) -> BTreeSet<String> {
         self.root().map(|r| r.fields.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    fn subscription_fields(&self) -> BTreeSet<String> {
+        self.subscription_root().map(|r| r.fields.keys().cloned().collect()).unwrap_or_default()
     }
 }
 
@@ -1055,6 +1081,8 @@ fn named_type<'t>(t: &'t s::Type<'_, String>) -> &'t str {
 struct Usage {
     /// Root fields the operations select.
     root_fields: BTreeSet<String>,
+    /// Root fields of the subscription type the file's `subscription` selects.
+    subscription_fields: BTreeSet<String>,
     /// Every type reached under them, including argument (filter) input types and leaf types.
     types: BTreeSet<String>,
     /// (type, field) pairs the selections name.
@@ -1072,15 +1100,21 @@ impl Usage {
             })
             .collect();
         for definition in &document.definitions {
-            let set = match definition {
-                q::Definition::Operation(q::OperationDefinition::Query(op)) => &op.selection_set,
-                q::Definition::Operation(q::OperationDefinition::SelectionSet(set)) => set,
+            let (set, subscription) = match definition {
+                q::Definition::Operation(q::OperationDefinition::Query(op)) => (&op.selection_set, false),
+                q::Definition::Operation(q::OperationDefinition::SelectionSet(set)) => (set, false),
+                q::Definition::Operation(q::OperationDefinition::Subscription(op)) => (&op.selection_set, true),
                 _ => continue,
             };
             for selection in &set.items {
                 if let q::Selection::Field(root) = selection {
-                    self.root_fields.insert(root.name.clone());
-                    let Some(field) = model.root().and_then(|r| r.fields.get(&root.name)) else {
+                    let (roots, root_type) = if subscription {
+                        (&mut self.subscription_fields, model.subscription_root())
+                    } else {
+                        (&mut self.root_fields, model.root())
+                    };
+                    roots.insert(root.name.clone());
+                    let Some(field) = root_type.and_then(|r| r.fields.get(&root.name)) else {
                         continue;
                     };
                     self.arguments(model, field, root);
@@ -1163,6 +1197,16 @@ impl Usage {
                 );
             }
         }
+        // The subscription type likewise: only the fields our subscriptions use.
+        let no_fields = BTreeMap::new();
+        if !self.subscription_fields.is_empty() {
+            let old_fields = old.subscription_root().map_or(&no_fields, |r| &r.fields);
+            let new_fields = new.subscription_root().map_or(&no_fields, |r| &r.fields);
+            let type_name = new.subscription.as_deref().or(old.subscription.as_deref()).unwrap_or("Subscription");
+            for field in &self.subscription_fields {
+                self.field_changes(type_name, field, old_fields.get(field), new_fields.get(field), &mut changes);
+            }
+        }
         for type_name in &self.types {
             if *type_name == old.query || *type_name == new.query {
                 continue;
@@ -1199,8 +1243,9 @@ impl Usage {
         new: Option<&FieldModel>,
         out: &mut Vec<Change>,
     ) {
-        let selected =
-            self.selected.contains(&(type_name.to_string(), field.to_string())) || self.root_fields.contains(field);
+        let selected = self.selected.contains(&(type_name.to_string(), field.to_string()))
+            || self.root_fields.contains(field)
+            || self.subscription_fields.contains(field);
         let (type_name, field) = (type_name.to_string(), field.to_string());
         match (old, new) {
             (None, None) => {}

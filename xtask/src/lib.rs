@@ -1,6 +1,7 @@
 //! Developer chores for the xledger-sync workspace, in plain Rust (`cargo xtask <command>`).
 //!
 //! - `fetch-schema`: replace `schema/xledger.graphql` with the live schema (introspection).
+//! - `add-entity`: write `schema/queries/<NAME>.graphql` for a root field of the schema.
 //! - `test`: the project's test command: installs and starts what the tests need (Azurite, DuckDB)
 //!   into `tools/`, runs the whole workspace's tests, stops what it started.
 //! - `bench`: benchmarks (throughput, memory, API cost).
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod add_entity;
 pub mod bench;
 pub mod fetch_schema;
 pub mod package;
@@ -30,6 +32,8 @@ pub struct Cli {
 pub enum Command {
     /// Download the live Xledger schema by introspection and write schema/xledger.graphql.
     FetchSchema(fetch_schema::Args),
+    /// Write schema/queries/<NAME>.graphql for a root field of the schema (a new entity).
+    AddEntity(add_entity::Args),
     /// Run the whole test suite, installing and starting Azurite and DuckDB first.
     Test(test::Args),
     /// Build the Linux release binary and the Azure Functions deployment zip.
@@ -42,6 +46,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::FetchSchema(args) => fetch_schema::run(args).map(|()| ExitCode::SUCCESS),
+        Command::AddEntity(args) => add_entity::run(args).map(|()| ExitCode::SUCCESS),
         Command::Test(args) => test::run(args),
         Command::Package(args) => package::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),

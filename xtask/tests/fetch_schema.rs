@@ -12,6 +12,7 @@ use chrono::NaiveDate;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+use xledger_codegen::AnalyzeError;
 use xtask::fetch_schema::{
     ApiKey, Change, Endpoint, FetchSchemaError, Introspection, OurQueries, diff, fetch, to_sdl, write_atomically,
 };
@@ -336,8 +337,57 @@ fn check_refuses_a_schema_without_a_field_our_queries_select() {
 
     let err = fixture_queries().check(&sdl_of(&new)).expect_err("breaks timesheets");
 
-    let FetchSchemaError::BreaksOurQueries(message) = err else { panic!("{err:?}") };
-    assert!(message.contains("timesheets.graphql") && message.contains("no field `workingHours`"), "{message}");
+    let FetchSchemaError::BreaksOurQueries(analysis) = err else { panic!("{err:?}") };
+    let AnalyzeError::Query { entity, message, .. } = &analysis else { panic!("{analysis:?}") };
+    assert_eq!(entity, "timesheets");
+    assert_eq!(message, "type `Timesheet` has no field `workingHours`");
+    assert!(analysis.to_string().starts_with("schema/queries/timesheets.graphql: "), "{analysis}");
+}
+
+/// The workspace's own schema and queries: `projects.graphql` subscribes to `projectsMutated`.
+fn workspace_schema() -> (String, OurQueries) {
+    let dir = xtask::workspace_root().join("schema");
+    let sdl = std::fs::read_to_string(dir.join("xledger.graphql")).expect("read the schema");
+    (sdl, OurQueries::load(&dir).expect("load our queries"))
+}
+
+#[test]
+fn check_refuses_a_schema_without_the_subscription_a_query_file_declares() {
+    let (sdl, queries) = workspace_schema();
+    queries.check(&sdl).expect("the workspace's schema serves its queries");
+    let without =
+        sdl.replace("  projectsMutated: ProjectMutationConnection\n", "  ordersMutated: ProjectMutationConnection\n");
+    assert_ne!(without, sdl);
+
+    let err = queries.check(&without).expect_err("breaks projects");
+
+    let FetchSchemaError::BreaksOurQueries(analysis) = err else { panic!("{err:?}") };
+    assert_eq!(
+        analysis.to_string(),
+        "schema/queries/projects.graphql: operation ProjectsMutated: type `Subscription` has no field `projectsMutated`"
+    );
+}
+
+#[test]
+fn diff_follows_our_subscriptions_and_names_new_ones() {
+    let (old, queries) = workspace_schema();
+    let new = old.replace("  syncVersion: String\n", "  syncVersion: Int64String\n").replace(
+        "  projectsMutated: ProjectMutationConnection\n",
+        "  projectsMutated: ProjectMutationConnection\n  timesheetsMutated: ProjectMutationConnection\n",
+    );
+
+    let changes = diff(&old, &new, &queries).expect("diff");
+
+    let projects: Vec<String> = changes
+        .entities
+        .iter()
+        .filter(|e| e.entity == "projects")
+        .flat_map(|e| e.changes.iter().map(Change::to_string))
+        .collect();
+    assert_eq!(projects, ["retyped  ProjectMutationEdge.syncVersion: String → Int64String  (selected by our queries)"]);
+    assert_eq!(changes.entities.len(), 1, "{changes}");
+    assert_eq!(changes.new_subscriptions, ["timesheetsMutated"]);
+    assert!(changes.to_string().ends_with("New subscriptions (webhooks): timesheetsMutated\n"), "{changes}");
 }
 
 #[test]
