@@ -1,7 +1,5 @@
-//! The App Configuration backend against a stateful stand-in on 127.0.0.1 (see `fake.rs`): every
-//! request's HMAC signature or bearer token is checked by the stand-in.
-
-mod fake;
+//! The App Configuration backend against a stateful stand-in on 127.0.0.1 (`test_support::app_config`):
+//! every request's HMAC signature or bearer token is checked by the stand-in.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,11 +8,11 @@ use std::time::Duration;
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use chrono::{DateTime, TimeZone, Utc};
-use fake::{FakeAppConfig, Fault};
 use sync_state::{
     Clock, EntityState, Expect, IncrementalProgress, Phase, RetryPolicy, StateError, StateStore, StoreOptions,
     open_store,
 };
+use test_support::app_config::{self as fake, FakeAppConfig, Fault};
 use wiremock::MockServer;
 use wiremock::matchers::any;
 
