@@ -121,22 +121,9 @@ pub fn engine_config(global: &GlobalArgs) -> EngineConfig {
         delta_retention: global.delta_retention,
         lease_wait: global.lease_wait,
         lease_ttl: global.lease_ttl,
-        holder: holder_id(),
+        holder: sync_state::LeaseHolder::current(),
         max_changes_per_file: global.max_changes_per_file as usize,
     }
-}
-
-/// `host:pid:random` — shown to a second process that finds the lease taken.
-pub fn holder_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .unwrap_or_else(|| "unknown-host".into());
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}:{}:{}", std::process::id(), &random[..8])
 }
 
 /// Builds the engine for a real (or simulated) endpoint.

@@ -3,13 +3,10 @@
 
 mod common;
 
-#[path = "../../sync-state/tests/appconfig/fake.rs"]
-#[allow(dead_code)]
-mod fake;
-
 use common::TestEnv;
 use sync_runner::engine::{Mode, PassStatus};
 use sync_state::Phase;
+use test_support::app_config as fake;
 use xledger_model::entities;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -170,7 +170,16 @@ async fn a_second_process_reports_the_lease_holder_and_exits_non_zero() {
     let global = env.global(&[]);
     let store = sync_runner::app::state(&global).await.expect("state store");
     let _held = store
-        .acquire_lease("projects", "build-agent-7:4242:feedbeef", Duration::from_secs(600))
+        .acquire_lease(
+            "projects",
+            &sync_state::LeaseHolder {
+                host: "build-agent-7".to_owned(),
+                pid: 4242,
+                start: None,
+                instance: "feedbeef".to_owned(),
+            },
+            Duration::from_secs(600),
+        )
         .await
         .expect("the other process takes the lease");
 

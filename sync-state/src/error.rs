@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+use crate::LeaseHolder;
+
 /// What went wrong reading or writing sync state. Messages name the entity, the key or the file, and
 /// never contain a secret (connection strings, access keys and tokens are never formatted into them).
 #[derive(Debug, thiserror::Error)]
@@ -20,13 +22,13 @@ pub enum StateError {
         /// What the caller expected: "no state" or a version.
         expected: String,
     },
-    /// Another holder owns the entity's lease and it has not expired.
+    /// Another holder owns the entity's lease, it has not expired, and its holder is not known to be dead.
     #[error("entity `{entity}` is being synced by `{holder}` (lease expires at {expires_at})")]
     LeaseHeld {
         /// The entity whose lease was asked for.
         entity: String,
         /// Who holds the lease now.
-        holder: String,
+        holder: Box<LeaseHolder>,
         /// When that lease lapses unless renewed.
         expires_at: DateTime<Utc>,
     },
@@ -36,7 +38,15 @@ pub enum StateError {
         /// The entity whose lease was lost.
         entity: String,
         /// The holder that lost it.
-        holder: String,
+        holder: Box<LeaseHolder>,
+    },
+    /// A record updated by read and compare-and-swap (a usage record) kept being changed by other writers.
+    #[error("{location} kept changing: another writer won each of {attempts} compare-and-swap attempts")]
+    Contended {
+        /// The file entry or key of the record.
+        location: String,
+        /// The attempts made.
+        attempts: u32,
     },
     /// A stored record was written by a newer xledger-sync (a higher `format_version`); it is left as is.
     #[error(

@@ -1,4 +1,4 @@
-//! The local file backend: every entity's state and lease in one JSON file.
+//! The local file backend: every entity's state and lease, and the usage records, in one JSON file.
 //!
 //! Layout: `{"format_version": 1, "entries": {"state/<entity>": {"version": "<uuid>", "value": {…}}, …}}`.
 //! Every write takes an exclusive advisory lock on the sidecar `<file>.lock`, reads the file, compares the

@@ -1,5 +1,10 @@
 //! Durable sync state for xledger-sync: where each entity's synchronisation stands, written with
-//! compare-and-swap, and a lease per entity so one process at a time syncs it.
+//! compare-and-swap, a lease per entity so one process at a time syncs it, and the budget meter's
+//! monthly usage per Xledger endpoint.
+//!
+//! A lease names its holder ([`LeaseHolder`]: host, pid, process start, instance id). It lapses after its
+//! time-to-live, and a process on the holder's own machine takes it over at once when the holder's
+//! process is gone or its pid was reused, so a crash followed by an immediate restart does not wait.
 //!
 //! The state is a typed model ([`EntityState`], [`Phase`]) serialised as JSON with a `format_version`.
 //! It lives behind one small async trait, [`StateStore`], with two backends chosen by [`open_store`]:
@@ -17,12 +22,13 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), sync_state::StateError> {
 //! use std::time::Duration;
-//! use sync_state::{open_store, EntityState, Expect, StoreOptions};
+//! use sync_state::{open_store, EntityState, Expect, LeaseHolder, StoreOptions};
 //!
 //! let dir = std::env::temp_dir().join(format!("sync-state-doc-{}", std::process::id()));
 //! let store = open_store(dir.join("state.json").to_str().unwrap(), StoreOptions::default()).await?;
 //!
-//! let lease = store.acquire_lease("timesheets", "host:42", Duration::from_secs(300)).await?;
+//! let holder = LeaseHolder::current();
+//! let lease = store.acquire_lease("timesheets", &holder, Duration::from_secs(300)).await?.lease;
 //! let current = store.get("timesheets").await?;
 //! let expect = current.as_ref().map_or(Expect::Absent, |state| Expect::matching(&state.version));
 //! let version = store.put("timesheets", &EntityState::default(), expect).await?;
@@ -39,8 +45,10 @@
 mod appconfig;
 mod error;
 mod file;
+mod holder;
 mod model;
 mod store;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -51,11 +59,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 pub use error::StateError;
+pub use holder::{LeaseHolder, Machine, PidScope, ProcessProbe, ProcessStart, ProcessStatus, SystemProbe};
 pub use model::{
     CommittedPart, EntityState, FORMAT_VERSION, FullSyncProgress, FullSyncReason, IncrementalProgress, PendingChanges,
     PendingPart, Phase, RunSummary,
 };
-pub use store::{Expect, Lease, StateStore, Version, Versioned};
+pub use store::{Acquired, Expect, Lease, ReplacedLease, StateStore, TakeoverReason, Version, Versioned};
+pub use usage::{MonthlyUsage, UsageDelta, UsageMonth};
 
 /// "Now", injectable so lease expiry can be tested without sleeping.
 ///
@@ -104,14 +114,14 @@ pub struct RetryPolicy {
     /// Attempts in all, the first included (1 = no retry).
     pub max_attempts: u32,
     /// The wait before the first retry; it doubles each time (with jitter), up to `max_backoff`.
-    pub initial_backoff: Duration,
+    pub base_backoff: Duration,
     /// The longest wait, also for a server's `retry-after`.
     pub max_backoff: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_attempts: 5, initial_backoff: Duration::from_millis(500), max_backoff: Duration::from_secs(30) }
+        Self { max_attempts: 5, base_backoff: Duration::from_millis(500), max_backoff: Duration::from_secs(30) }
     }
 }
 
@@ -120,7 +130,7 @@ impl RetryPolicy {
     /// exponential backoff with jitter (50–100 % of the step, so many clients do not retry in step).
     fn delay(&self, attempt: u32, server_asked: Option<Duration>) -> Duration {
         let delay = server_asked.unwrap_or_else(|| {
-            let step = self.initial_backoff.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+            let step = self.base_backoff.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
             let jitter = 0.5 + f64::from(uuid::Uuid::new_v4().as_u128() as u16) / f64::from(u16::MAX) / 2.0;
             step.mul_f64(jitter)
         });
@@ -146,6 +156,9 @@ pub struct StoreOptions {
     /// The Entra ID credential for an App Configuration endpoint; `None` = workload identity, managed
     /// identity, then the Azure CLI, whichever answers first.
     pub credential: Option<Arc<dyn azure_core::credentials::TokenCredential>>,
+    /// Tells whether a lease's holder on this machine still runs ([`SystemProbe`] by default; tests
+    /// inject one that simulates a dead holder or a reused pid).
+    pub process_probe: Arc<dyn ProcessProbe>,
 }
 
 impl Default for StoreOptions {
@@ -158,6 +171,7 @@ impl Default for StoreOptions {
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(30),
             credential: None,
+            process_probe: Arc::new(SystemProbe),
         }
     }
 }
@@ -189,7 +203,9 @@ impl Default for StoreOptions {
 /// ```
 pub async fn open_store(spec: &str, options: StoreOptions) -> Result<Arc<dyn StateStore>, StateError> {
     let spec = spec.trim();
-    let StoreOptions { key_prefix, label, legacy_aliases, clock, retry, request_timeout, credential } = options;
+    let StoreOptions { key_prefix, label, legacy_aliases, clock, retry, request_timeout, credential, process_probe } =
+        options;
+    let shared = store::Shared { legacy_aliases, clock, probe: process_probe };
     if spec.is_empty() {
         return Err(StateError::InvalidConfig("the state store specification is empty".to_owned()));
     }
@@ -206,13 +222,13 @@ pub async fn open_store(spec: &str, options: StoreOptions) -> Result<Arc<dyn Sta
     if spec.to_ascii_lowercase().contains("endpoint=") {
         let connection = appconfig::auth::ConnectionString::parse(spec)?;
         let backend = app_config(connection.endpoint, appconfig::Auth::Hmac(connection.key))?;
-        return Ok(store::KvStateStore::new(backend, legacy_aliases, clock));
+        return Ok(store::KvStateStore::new(backend, shared));
     }
     let lower = spec.to_ascii_lowercase();
     if lower.starts_with("https://") || lower.starts_with("http://") {
         appconfig::parse_endpoint(spec)?;
         let backend = app_config(spec.to_owned(), appconfig::entra_auth(credential)?)?;
-        return Ok(store::KvStateStore::new(backend, legacy_aliases, clock));
+        return Ok(store::KvStateStore::new(backend, shared));
     }
     let path = if lower.starts_with("file://") {
         url::Url::parse(spec)
@@ -222,5 +238,5 @@ pub async fn open_store(spec: &str, options: StoreOptions) -> Result<Arc<dyn Sta
     } else {
         PathBuf::from(spec)
     };
-    Ok(store::KvStateStore::new(file::FileBackend::new(path)?, legacy_aliases, clock))
+    Ok(store::KvStateStore::new(file::FileBackend::new(path)?, shared))
 }

@@ -3,12 +3,18 @@
 //! Every stored record carries a top-level `"format_version"`. A record with a higher version than
 //! [`FORMAT_VERSION`] was written by a newer xledger-sync: reading it is [`StateError::NewerFormat`] and
 //! nothing overwrites it. A later format adds a migration here, keyed on the version it reads.
+//!
+//! A new field that is optional (`Option`, `#[serde(default)]`) does not need a new version: records
+//! without it read as `None`, and an older build of the same version reads records with it (serde skips
+//! fields it does not know). A new version is for changes an older build would misread; bumping it for an
+//! additive field would only make older builds refuse the state and block a rollback. The cost: an older
+//! build that rewrites a record drops the field, so its readers must treat `None` as "not recorded".
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use crate::StateError;
+use crate::{LeaseHolder, StateError};
 
 /// The format version this build writes, and the highest it reads.
 pub const FORMAT_VERSION: u64 = 1;
@@ -62,6 +68,10 @@ pub struct FullSyncProgress {
     /// A part saved *before* its file is committed; at start-up the engine checks whether the file
     /// exists and adopts or forgets it.
     pub pending: Option<PendingPart>,
+    /// The schema fingerprint every part of this load is written with (`None` in states written before
+    /// fingerprints were recorded).
+    #[serde(default)]
+    pub schema_fingerprint: Option<String>,
 }
 
 /// Why a full sync runs.
@@ -114,6 +124,11 @@ pub struct IncrementalProgress {
     pub pending: Option<PendingChanges>,
     /// The state came from the old app's App Configuration keys.
     pub imported_from_legacy: bool,
+    /// The schema fingerprint of the full load this chain of change files stands on; change files are
+    /// written with it. `None` when it was not recorded: imported from the old app (whose load has the
+    /// seed schema) or written before fingerprints were recorded.
+    #[serde(default)]
+    pub schema_fingerprint: Option<String>,
 }
 
 /// A `sync_changes` file recorded before it is committed.
@@ -157,9 +172,31 @@ pub struct RunSummary {
 /// A lease as stored: who syncs the entity and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct LeaseRecord {
-    pub holder: String,
+    pub holder: StoredHolder,
     pub acquired_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// A lease's holder as stored: an object since holders record their process's start; older builds
+/// stored the text `host:pid:random`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum StoredHolder {
+    Holder(LeaseHolder),
+    Legacy(String),
+}
+
+impl StoredHolder {
+    /// The holder; a legacy text in another shape is corrupt (no build ever wrote one).
+    pub(crate) fn into_holder(self, location: &str) -> Result<LeaseHolder, StateError> {
+        match self {
+            StoredHolder::Holder(holder) => Ok(holder),
+            StoredHolder::Legacy(text) => LeaseHolder::parse_legacy(&text).ok_or_else(|| StateError::Corrupt {
+                location: location.to_owned(),
+                detail: format!("lease holder `{text}` is neither a holder object nor `host:pid:id`"),
+            }),
+        }
+    }
 }
 
 /// A record as stored: the payload's fields next to `format_version`.
@@ -215,6 +252,7 @@ mod tests {
                 }],
                 items_cursor: Some("c10".into()),
                 pending: Some(PendingPart { file: "p2".into(), rows: 5, items_cursor_after: Some("c15".into()) }),
+                schema_fingerprint: Some("fp-1".into()),
             }),
             last_run: None,
         }
@@ -228,6 +266,33 @@ mod tests {
         assert_eq!(value["phase"]["kind"], json!("full_sync"));
         assert_eq!(value["phase"]["reason"], json!({"kind": "gap", "why": "cursor older than 3 days"}));
         assert_eq!(decode::<EntityState>(value, "test").unwrap(), state);
+    }
+
+    #[test]
+    fn states_written_before_fingerprints_read_with_none() {
+        let full = json!({"format_version": 1, "last_run": null, "phase": {
+            "kind": "full_sync", "run_stamp": "20240711_21_17_09", "synced_at": "2024-07-11T21:17:09Z",
+            "reason": {"kind": "initial"}, "deltas_head_cursor": null, "parts": [], "items_cursor": null,
+            "pending": null
+        }});
+        let Phase::FullSync(progress) = decode::<EntityState>(full, "test").unwrap().phase else {
+            panic!("a full sync")
+        };
+        assert_eq!(progress.schema_fingerprint, None);
+        let incremental = json!({"format_version": 1, "last_run": null, "phase": {
+            "kind": "incremental", "deltas_cursor": "c", "last_success": "2024-07-11T21:17:09Z",
+            "last_full_sync": null, "pending": null, "imported_from_legacy": true
+        }});
+        let Phase::Incremental(progress) = decode::<EntityState>(incremental, "test").unwrap().phase else {
+            panic!("incremental")
+        };
+        assert_eq!(progress.schema_fingerprint, None);
+    }
+
+    #[test]
+    fn the_fingerprint_is_stored_next_to_the_progress() {
+        let value = encode(&full_sync_state(), "test").unwrap();
+        assert_eq!(value["phase"]["schema_fingerprint"], json!("fp-1"));
     }
 
     #[test]

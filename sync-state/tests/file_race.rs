@@ -7,6 +7,8 @@
 //! 3. `concurrent_read_modify_write_loses_no_update`: children increment a counter in the state with
 //!    read + compare-and-swap retry loops, unsynchronised; the final count must be the sum of all
 //!    increments (a lost update or a torn file would show).
+//! 4. `concurrent_usage_records_lose_no_count`: children record usage (the store's own read +
+//!    compare-and-swap loop) at once; the month's totals must be the sum of all of them.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -14,7 +16,10 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sync_state::{EntityState, Expect, RunSummary, StateError, StateStore, StoreOptions, Version, open_store};
+use sync_state::{
+    EntityState, Expect, LeaseHolder, RunSummary, StateError, StateStore, StoreOptions, UsageDelta, UsageMonth,
+    Version, open_store,
+};
 
 const CHILD_ENV: &str = "SYNC_STATE_RACE_CHILD";
 const ROUNDS: usize = 20;
@@ -25,10 +30,11 @@ fn main() {
     match std::env::var(CHILD_ENV) {
         Ok(role) => child(&role),
         Err(_) => {
-            let tests: [(&str, fn()); 3] = [
+            let tests: [(&str, fn()); 4] = [
                 ("each_compare_and_swap_has_exactly_one_winner", each_compare_and_swap_has_exactly_one_winner),
                 ("each_lease_has_exactly_one_holder", each_lease_has_exactly_one_holder),
                 ("concurrent_read_modify_write_loses_no_update", concurrent_read_modify_write_loses_no_update),
+                ("concurrent_usage_records_lose_no_count", concurrent_usage_records_lose_no_count),
             ];
             println!("\nrunning {} tests", tests.len());
             for (name, test) in tests {
@@ -174,11 +180,39 @@ fn concurrent_read_modify_write_loses_no_update() {
     println!("    ({conflicts} compare-and-swap conflicts were retried)");
 }
 
+fn usage_endpoint() -> url::Url {
+    url::Url::parse("https://www.xledger.net/graphql").unwrap()
+}
+
+/// The moment every child records its usage at: the month is fixed, the pass times too.
+fn usage_time() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2025-03-01T12:00:00Z").unwrap().to_utc()
+}
+
+fn concurrent_usage_records_lose_no_count() {
+    let (_dir, path) = race_file();
+    let mut peers: Vec<Peer> = (0..CHILDREN).map(|i| Peer::spawn("usage", &path, &format!("child-{i}"))).collect();
+    for peer in &mut peers {
+        peer.send("go");
+    }
+    for peer in &mut peers {
+        assert_eq!(peer.receive(), "recorded");
+    }
+    peers.into_iter().for_each(Peer::finish);
+    let usage = runtime().block_on(async {
+        store(&path).await.usage(&usage_endpoint(), UsageMonth::of(usage_time())).await.unwrap().unwrap()
+    });
+    let records = CHILDREN as u64 * INCREMENTS_PER_CHILD;
+    assert_eq!((usage.requests, usage.bytes_received, usage.passes), (2 * records, 10 * records, records));
+}
+
 fn child(role: &str) {
     let path = PathBuf::from(std::env::var_os("SYNC_STATE_RACE_FILE").unwrap());
     let name = std::env::var("SYNC_STATE_RACE_NAME").unwrap();
     let runtime = runtime();
     let store = runtime.block_on(store(&path));
+    // Live processes on this machine: each must keep its lease against the others.
+    let holder = LeaseHolder { instance: name.clone(), ..LeaseHolder::current() };
     let mut read_version: Option<Version> = None;
     for line in std::io::stdin().lines() {
         let line = line.unwrap();
@@ -199,9 +233,9 @@ fn child(role: &str) {
                 }
                 ("lease", command) if command.starts_with("acquire ") => {
                     let entity = command.trim_start_matches("acquire ");
-                    match store.acquire_lease(entity, &name, Duration::from_secs(600)).await {
+                    match store.acquire_lease(entity, &holder, Duration::from_secs(600)).await {
                         Ok(_) => "acquired".to_owned(),
-                        Err(StateError::LeaseHeld { holder, .. }) => format!("held by {holder}"),
+                        Err(StateError::LeaseHeld { holder, .. }) => format!("held by {}", holder.instance),
                         Err(other) => format!("error {other}"),
                     }
                 }
@@ -224,6 +258,13 @@ fn child(role: &str) {
                         }
                     }
                     conflicts.to_string()
+                }
+                ("usage", "go") => {
+                    let pass = UsageDelta { requests: 2, bytes_received: 10, bytes_sent: 1, passes: 1 };
+                    for _ in 0..INCREMENTS_PER_CHILD {
+                        store.record_usage(&usage_endpoint(), usage_time(), pass).await.unwrap();
+                    }
+                    "recorded".to_owned()
                 }
                 (role, command) => panic!("unknown command `{command}` for role `{role}`"),
             }

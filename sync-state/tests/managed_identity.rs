@@ -3,11 +3,8 @@
 //! named by `AZURE_CLIENT_ID` (the Terraform deploys only a user-assigned one), and that token
 //! reaches App Configuration. Its own test binary: it sets process environment variables.
 
-#[path = "appconfig/fake.rs"]
-#[allow(dead_code)]
-mod fake;
-
 use sync_state::{StoreOptions, open_store};
+use test_support::app_config as fake;
 use wiremock::matchers::{any, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

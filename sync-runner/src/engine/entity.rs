@@ -300,6 +300,7 @@ async fn full_new(
         parts: Vec::new(),
         items_cursor: None,
         pending: None,
+        schema_fingerprint: None,
     };
     let last_run = base.state.as_ref().and_then(|s| s.last_run.clone());
     save(engine, entity, base, EntityState { phase: Phase::FullSync(progress.clone()), last_run }).await?;
@@ -307,7 +308,8 @@ async fn full_new(
 }
 
 enum FullEnd {
-    Complete { progress: FullSyncProgress },
+    // Boxed: the progress is large next to a stop reason.
+    Complete { progress: Box<FullSyncProgress> },
     Stopped(StopReason),
 }
 
@@ -373,7 +375,7 @@ async fn full_resume(
         let writer = open_part(engine, entity, &progress, stamp).await?;
         commit_part(engine, entity, &mut progress, base, writer, None, counts).await?;
     }
-    Ok(FullEnd::Complete { progress })
+    Ok(FullEnd::Complete { progress: Box::new(progress) })
 }
 
 async fn open_part(
@@ -437,7 +439,7 @@ async fn finish_full(
 ) -> anyhow::Result<Ended> {
     let progress = match result? {
         FullEnd::Stopped(reason) => return Ok(Ended::Stopped(reason)),
-        FullEnd::Complete { progress } => progress,
+        FullEnd::Complete { progress } => *progress,
     };
     let stamp: RunStamp =
         progress.run_stamp.parse().map_err(|e| anyhow!("{}: bad run stamp in state: {e}", entity.name))?;
@@ -460,6 +462,7 @@ async fn finish_full(
         last_full_sync: Some(progress.run_stamp.clone()),
         pending: None,
         imported_from_legacy: false,
+        schema_fingerprint: progress.schema_fingerprint.clone(),
     };
     save(engine, entity, base, EntityState { phase: Phase::Incremental(next), last_run }).await?;
     Ok(Ended::Complete)

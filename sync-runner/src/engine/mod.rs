@@ -59,8 +59,8 @@ pub struct EngineConfig {
     pub lease_wait: Duration,
     /// Lease time-to-live; renewed while the pass runs.
     pub lease_ttl: Duration,
-    /// Who holds leases taken by this process (host, pid, a random id).
-    pub holder: String,
+    /// Who holds leases taken by this process (host, pid, process start, a random id).
+    pub holder: sync_state::LeaseHolder,
     /// Feed entries collapsed into one `sync_changes` file at most; more make further files.
     pub max_changes_per_file: usize,
 }
@@ -245,7 +245,8 @@ impl Engine {
         let mut announced = false;
         loop {
             match self.state.acquire_lease(entity.name, &self.config.holder, self.config.lease_ttl).await {
-                Ok(lease) => return Ok(lease),
+                // A takeover from a holder that died is logged as a warning by the store.
+                Ok(acquired) => return Ok(acquired.lease),
                 Err(StateError::LeaseHeld { holder, expires_at, .. }) => {
                     if Instant::now() >= give_up {
                         return Err(format!(

@@ -1,11 +1,11 @@
 //! The Azure App Configuration backend: its key-value REST API (api-version 1.0) on reqwest.
 //!
-//! Keys are `<prefix>state/<entity>` and `<prefix>lease/<entity>` under the configured label (none by
-//! default); values are the JSON records with content type `application/json`. Compare-and-swap uses
-//! `If-Match: "<etag>"` / `If-None-Match: *` (412 = someone else wrote first). 429, 5xx and transport
-//! errors are retried with exponential backoff, honouring `retry-after-ms` / `Retry-After`. A write
-//! retried after an ambiguous failure that then meets 412 checks whether the stored value is the one it
-//! wrote (its own first attempt landed) before reporting a conflict.
+//! Keys are `<prefix>state/<entity>`, `<prefix>lease/<entity>` and `<prefix>usage/<endpoint>/<YYYY-MM>`
+//! under the configured label (none by default); values are the JSON records with content type
+//! `application/json`. Compare-and-swap uses `If-Match: "<etag>"` / `If-None-Match: *` (412 = someone
+//! else wrote first). 429, 5xx and transport errors are retried with exponential backoff, honouring
+//! `retry-after-ms` / `Retry-After`. A write retried after an ambiguous failure that then meets 412 checks
+//! whether the stored value is the one it wrote (its own first attempt landed) before reporting a conflict.
 //!
 //! The old app's keys (`<entity>-initial_sync_complete`, `<entity>-deltas_cursor`) are read without prefix
 //! and without label, as the old app wrote them.
