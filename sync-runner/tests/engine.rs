@@ -148,7 +148,7 @@ async fn an_entity_without_a_change_feed_is_loaded_in_full_on_every_pass() {
     // ninth-entity test), here for `projects` so the simulator serves it.
     let projects = xledger_model::entity("projects").unwrap();
     let full_only: &'static xledger_model::EntitySpec =
-        Box::leak(Box::new(xledger_model::EntitySpec { change_feed: None, ..*projects }));
+        Box::leak(Box::new(xledger_model::EntitySpec { change_feed: None, webhook: None, ..*projects }));
     assert!(!full_only.has_change_feed());
 
     let env = TestEnv::new(90, 19).await;
