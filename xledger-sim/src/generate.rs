@@ -300,7 +300,7 @@ fn text_value(rng: &mut SimRng, may_be_long: bool) -> String {
     format!("{word} {}", rng.between(1, 9999))
 }
 
-fn push_integer(value: i64, json: JsonRepr, out: &mut String) {
+pub(crate) fn push_integer(value: i64, json: JsonRepr, out: &mut String) {
     push_scalar_text(&value.to_string(), json, out);
 }
 
@@ -316,7 +316,7 @@ fn push_scalar_text(text: &str, json: JsonRepr, out: &mut String) {
     }
 }
 
-fn push_wall_clock(value: NaiveDateTime, out: &mut String) {
+pub(crate) fn push_wall_clock(value: NaiveDateTime, out: &mut String) {
     push_json_string(&value.format("%Y-%m-%dT%H:%M:%S").to_string(), out);
 }
 

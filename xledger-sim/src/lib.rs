@@ -68,6 +68,7 @@ mod graphql;
 mod rng;
 mod server;
 mod store;
+mod webhooks;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -84,10 +85,21 @@ pub use faults::{
     QUERY_TIMEOUT_MESSAGE, Trigger,
 };
 pub use graphql::{INVALID_CURSOR_CODE, INVALID_CURSOR_MESSAGE};
-pub use server::{BAD_TOKEN_FORMAT_MESSAGE, Counters, FieldCounters, INVALID_TOKEN_MESSAGE, UNAUTHENTICATED_CODE};
+pub use server::{
+    BAD_TOKEN_FORMAT_MESSAGE, Counters, FieldCounters, INVALID_TOKEN_MESSAGE, REQUEST_LOG_CAPACITY, RequestStats,
+    UNAUTHENTICATED_CODE,
+};
 pub use store::{ChangeSummary, EntityChanges};
+pub use webhooks::{
+    DeliveryClock, DeliveryCounters, DeliveryFault, DeliveryFaultPlan, DeliveryFaultRule, DeliveryHeaders,
+    DeliveryOutcome, DeliveryRecord, SIGNATURE_HEADER, Tampering, WebhookConfig, WebhookInfo, WebhookState,
+    webhook_signature,
+};
 
+use graphql::WebhookInput;
 use server::Shared;
+use store::ModifiedAt;
+use webhooks::DeliveryFaultState;
 
 /// Starts simulators.
 #[derive(Debug)]
@@ -108,7 +120,16 @@ impl Simulator {
             .map_err(|e| SimError::Internal { reason: format!("the data generator stopped: {e}") })??;
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| SimError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| SimError::Bind { addr, source })?;
-        let shared = Arc::new(Shared::new(config, store));
+        // No proxy and no redirects: a delivery goes to the loopback URL it names, nowhere else.
+        let delivery_client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.webhooks.post_timeout)
+            .build()
+            .map_err(|e| SimError::Internal { reason: format!("cannot build the webhook client: {e}") })?;
+        let (shared, queue) = Shared::new(config, store);
+        let shared = Arc::new(shared);
+        let sender = tokio::spawn(webhooks::run_sender(Arc::downgrade(&shared), queue, delivery_client));
         let app = server::router(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -123,12 +144,21 @@ impl Simulator {
             }
         });
         tracing::info!(addr = %local_addr, "xledger-sim listening");
-        Ok(SimHandle { shared, addr: local_addr, server: Arc::new(Mutex::new(Some((stop, task)))) })
+        Ok(SimHandle {
+            shared,
+            addr: local_addr,
+            server: Arc::new(Mutex::new(Some(RunningServer { stop, task, sender }))),
+        })
     }
 }
 
-/// The stop signal and the task serving HTTP, taken by the first `shutdown`.
-type RunningServer = (oneshot::Sender<()>, JoinHandle<()>);
+/// The stop signal, the task serving HTTP and the delivery sender, taken by the first `shutdown`.
+#[derive(Debug)]
+struct RunningServer {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    sender: JoinHandle<()>,
+}
 
 /// A running simulator: its address, its data, its faults and counters. Clones share it.
 ///
@@ -172,15 +202,43 @@ impl SimHandle {
         &self.shared.config
     }
 
-    /// Adds a row with a new dbId (and an ADDED feed entry); returns the dbId.
+    /// The entities served ([`SimConfig::entities`]), sorted by name.
+    pub fn entities(&self) -> Vec<&'static xledger_model::EntitySpec> {
+        self.shared.read_store().tables.values().map(|table| table.spec).collect()
+    }
+
+    /// Adds a row with a new dbId (and an ADDED feed entry, and webhook deliveries); returns the dbId.
     pub fn add(&self, entity: &str) -> Result<i64, SimError> {
-        self.shared.write_store().add(entity)
+        self.shared.mutate(|store| store.add(entity))
     }
 
     /// Gives a row new values, nested objects included, and `modifiedAt` = now (an UPDATED entry).
     /// False when the entity or the row does not exist.
     pub fn update(&self, entity: &str, db_id: i64) -> bool {
-        self.shared.write_store().update(entity, db_id)
+        self.shared.mutate(|store| store.update(entity, db_id))
+    }
+
+    /// Adds a row as an import or a feed bug would: in the truth, with `createdAt` = `modifiedAt`
+    /// = now, but with no feed entry and no webhook delivery. Returns the dbId.
+    pub fn silent_add(&self, entity: &str) -> Result<i64, SimError> {
+        self.shared.mutate(|store| store.silent_add(entity))
+    }
+
+    /// Gives a row new values and `modifiedAt` = now, with no feed entry and no delivery: a
+    /// `dbId + modifiedAt` scan sees it, the change feed does not. False when there is no such row.
+    pub fn silent_update(&self, entity: &str, db_id: i64) -> bool {
+        self.shared.mutate(|store| store.silent_update(entity, db_id, ModifiedAt::Now))
+    }
+
+    /// Like [`SimHandle::silent_update`] but `modifiedAt` keeps its value: only comparing values
+    /// finds this change.
+    pub fn silent_update_keeping_modified_at(&self, entity: &str, db_id: i64) -> bool {
+        self.shared.mutate(|store| store.silent_update(entity, db_id, ModifiedAt::Keep))
+    }
+
+    /// Removes a row with no feed entry and no delivery. False when there is no such row.
+    pub fn silent_delete(&self, entity: &str, db_id: i64) -> bool {
+        self.shared.mutate(|store| store.silent_delete(entity, db_id))
     }
 
     /// A test fault: overwrites one field of a stored row (`path` dotted, e.g. `project.code`) with
@@ -192,13 +250,72 @@ impl SimHandle {
 
     /// Removes a row (a DELETED entry). False when the entity or the row does not exist.
     pub fn delete(&self, entity: &str, db_id: i64) -> bool {
-        self.shared.write_store().delete(entity, db_id)
+        self.shared.mutate(|store| store.delete(entity, db_id))
     }
 
     /// `count` adds, updates and deletes spread over the entities, seeded; some dbIds change
     /// several times. The clock does not move.
     pub fn random_changes(&self, count: usize, seed: u64) -> ChangeSummary {
-        self.shared.write_store().random_changes(count, seed)
+        self.shared.mutate(|store| store.random_changes(count, seed))
+    }
+
+    /// Registers a webhook as `addWebhooks` does: `url` must be loopback, `serialized_payload` a
+    /// subscription such as `{"query": "subscription { projectsMutated { edges { syncVersion node
+    /// { dbId } } } }"}` (or the bare document). It starts `RUNNING`. Returns its dbId.
+    pub fn add_webhook(&self, description: &str, url: &str, serialized_payload: &str) -> Result<i64, SimError> {
+        let input = WebhookInput {
+            description: Some(description.to_owned()),
+            url: url.to_owned(),
+            serialized_payload: serialized_payload.to_owned(),
+        };
+        let ids =
+            self.shared.write_store().add_webhooks(&[input]).map_err(|reason| SimError::InvalidWebhook { reason })?;
+        ids.first().copied().ok_or_else(|| SimError::Internal { reason: "addWebhooks returned no id".to_owned() })
+    }
+
+    /// Removes a webhook; its queued deliveries are discarded. False when there is none.
+    pub fn remove_webhook(&self, db_id: i64) -> bool {
+        self.shared.write_store().webhooks.remove(db_id)
+    }
+
+    /// Every webhook, by dbId.
+    pub fn webhooks(&self) -> Vec<WebhookInfo> {
+        self.shared.read_store().webhooks.infos()
+    }
+
+    /// Sets a webhook's state (`RUNNING` also forgets earlier failed posts). False when there is none.
+    pub fn set_webhook_state(&self, db_id: i64, state: WebhookState) -> bool {
+        self.shared.write_store().webhooks.set_state(db_id, state)
+    }
+
+    /// Replaces the delivery fault plan (and restarts its delivery count).
+    pub fn set_delivery_faults(&self, plan: DeliveryFaultPlan) {
+        *self.shared.lock_delivery_faults() = DeliveryFaultState::new(plan);
+    }
+
+    pub fn clear_delivery_faults(&self) {
+        self.set_delivery_faults(DeliveryFaultPlan::default());
+    }
+
+    /// Waits (without polling) until every delivery queued so far has been posted, dropped or
+    /// discarded; delayed ones included. On tokio's paused clock, delays pass by themselves.
+    pub async fn deliveries_settled(&self) {
+        self.shared.deliveries_settled().await;
+    }
+
+    pub fn delivery_counters(&self) -> DeliveryCounters {
+        *self.shared.lock_delivery_counters()
+    }
+
+    /// Every delivery made or withheld since the start or the last reset, in the order settled.
+    pub fn deliveries(&self) -> Vec<DeliveryRecord> {
+        self.shared.lock_delivery_records().clone()
+    }
+
+    /// Zeroes the delivery counters and forgets the delivery records.
+    pub fn reset_delivery_counters(&self) {
+        *self.shared.lock_delivery_counters() = DeliveryCounters::default();
+        self.shared.lock_delivery_records().clear();
     }
 
     /// The current nodes of `entity` exactly as the items query returns them (every registry
@@ -245,14 +362,18 @@ impl SimHandle {
         self.shared.read_store().now()
     }
 
-    /// Stops serving and waits for in-flight requests to finish. Other clones see a closed port.
+    /// Stops serving and waits for in-flight requests to finish; queued webhook deliveries are
+    /// abandoned. Other clones see a closed port.
     pub async fn shutdown(self) {
         let server = self.server.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some((stop, task)) = server {
+        if let Some(RunningServer { stop, task, sender }) = server {
             let _ = stop.send(());
             if let Err(error) = task.await {
                 tracing::warn!(%error, "xledger-sim server task failed");
             }
+            sender.abort();
+            let _ = sender.await;
+            self.shared.abandon_deliveries();
         }
     }
 }
