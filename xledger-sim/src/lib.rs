@@ -121,10 +121,14 @@ impl Simulator {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| SimError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| SimError::Bind { addr, source })?;
         // No proxy and no redirects: a delivery goes to the loopback URL it names, nowhere else.
-        let delivery_client = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(config.webhooks.post_timeout)
+        // No idle-connection timer either, so a test on tokio's paused clock sees no timer but
+        // the ones it set (the same reason a zero post timeout means none).
+        let mut delivery_client =
+            reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).pool_idle_timeout(None);
+        if !config.webhooks.post_timeout.is_zero() {
+            delivery_client = delivery_client.timeout(config.webhooks.post_timeout);
+        }
+        let delivery_client = delivery_client
             .build()
             .map_err(|e| SimError::Internal { reason: format!("cannot build the webhook client: {e}") })?;
         let (shared, queue) = Shared::new(config, store);

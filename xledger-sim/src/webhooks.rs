@@ -82,7 +82,8 @@ pub enum DeliveryClock {
 /// How deliveries are made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookConfig {
-    /// A post not answered within this time fails.
+    /// A post not answered within this time fails; zero means no timeout (for tests on tokio's
+    /// paused clock, where a timer would fire as soon as the runtime waits for the receiver).
     pub post_timeout: Duration,
     /// Failed posts in a row after which a webhook becomes `FAULTED` (0: never).
     pub fault_after_failed_posts: u32,
