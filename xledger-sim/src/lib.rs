@@ -1,31 +1,46 @@
 //! A stateful, seeded stand-in for Xledger's GraphQL API, served over HTTP on loopback.
 //!
 //! Every end-to-end test, benchmark and the credential-free `xledger-sync demo` talk to this
-//! instead of Xledger, where each request costs the user money. It serves the registry's eight
-//! entities (or however many `schema/queries/*.graphql` define) with:
+//! instead of Xledger, where each request costs the user money. It serves the entities of
+//! [`SimConfig::entities`] — by default the registry's (`xledger_model::entities()`, one per
+//! `schema/queries/*.graphql`); tests add or replace specs built at run time
+//! ([`SimConfig::with_entity`]), and everything below is driven by those specs:
 //!
-//! - **Data**: N seeded rows per entity shaped by the registry's columns — decimal strings with
+//! - **Data**: N seeded rows per entity shaped by the spec's columns — decimal strings with
 //!   2–6 fractional digits (never more than the column's scale), negative amounts, Central
 //!   European wall-clock date-times including the DST gap and overlap hours, dates, nulls in nested
 //!   objects, non-ASCII, quotes, newlines and >10 KB strings, timesheet ids beyond 2^53. That is
 //!   the default [`DataProfile::Stress`]; [`DataProfile::Ledger`] makes nested objects repeating
 //!   referenced records (accounts, currencies, projects), as in a real ledger, for benchmarks.
+//!   The same generator is public for test suites that need nodes without a server
+//!   ([`generate_nodes`], [`NodeOptions`]), with the workspace's one test PRNG ([`SimRng`]).
 //! - **GraphQL**: real documents parsed with `graphql-parser` (fragments, aliases, several root
 //!   fields per request, variables, `operationName`, `@include`/`@skip`); Relay pagination with
 //!   opaque cursors and the 10 000 cap; `filter { dbId_in, dbId_gt, modifiedAt_gte, AND, OR }`;
-//!   unknown fields → `GRAPHQL_VALIDATION_FAILED`.
-//! - **Change feeds**: `<entity>_deltas` with `first` (oldest → newest), `last: 1` (the head),
-//!   retention (entries older than the clock − 3 days are dropped; a cursor before a dropped entry
-//!   → `BAD_REQUEST.INVALID_CURSOR`) and a controllable clock.
+//!   selections checked against the spec's columns (unknown fields → `GRAPHQL_VALIDATION_FAILED`).
+//!   A `dbId` (+ `modifiedAt`/`createdAt`) scan is rendered from the row without reading the node.
+//! - **Change feeds**: `<entity>_deltas` for specs with a change feed only, with `first` (oldest →
+//!   newest), `last: 1` (the head), retention (entries older than the clock − 3 days are dropped; a
+//!   cursor before a dropped entry → `BAD_REQUEST.INVALID_CURSOR`) and a controllable clock.
 //! - **Mutations** through [`SimHandle`] or the admin API, and [`SimHandle::truth`]: the rows a
-//!   correct sync must end up with.
+//!   correct sync must end up with. **Silent** changes ([`SimHandle::silent_add`],
+//!   [`SimHandle::silent_update`], [`SimHandle::silent_update_keeping_modified_at`],
+//!   [`SimHandle::silent_delete`]) change the truth with no feed entry and no webhook delivery, as
+//!   an import or a feed bug would: what `verify` must find.
+//! - **Webhooks**: `addWebhooks`, `removeWebhooks`, `webhook(dbId)` and `webhooks(first, after)`;
+//!   every mutation of a subscribed entity POSTs a signed delivery to the webhook's loopback URL
+//!   from a background task (see "Webhooks" below), with states and seeded delivery faults.
 //! - **Faults**: each Xledger rate-limit code, timeouts, HTTP 5xx, truncated and aborted bodies,
-//!   latency, and behavioural concurrency and burst limits ([`FaultPlan`]); [`Counters`] of
-//!   requests and bytes per root field.
+//!   latency, errors confined to one root field ([`Fault::FieldError`]), and behavioural
+//!   concurrency and burst limits ([`FaultPlan`]); delivery faults ([`DeliveryFaultPlan`]).
+//! - **Counters** ([`Counters`]): requests, bytes up and down, per root field and per request
+//!   ([`RequestStats`]), so a test can assert "this pass cost N requests and B bytes"
+//!   ([`Counters::since`]); delivery counters ([`DeliveryCounters`]).
 //!
-//! This crate must never make a network call other than serving its own listener, never contain
-//! hand-written per-entity code (shapes come from `xledger_model::entities()`), and never print
-//! or log the API key. It is a test double: it does not persist anything.
+//! This crate must never make a network call other than serving its own listener and posting
+//! webhook deliveries to loopback URLs (anything else is refused, proxies and redirects are off),
+//! never contain hand-written per-entity code (shapes come from the specs), and never print or log
+//! the API key. It is a test double: it does not persist anything.
 //!
 //! # Example
 //! ```
@@ -38,8 +53,9 @@
 //!
 //! let db_id = sim.add("projects")?;
 //! assert!(sim.update("projects", db_id));
+//! assert!(sim.silent_delete("projects", db_id), "no feed entry for this one");
 //! let projects = sim.truth("projects")?;
-//! assert_eq!(projects.len(), 21);
+//! assert_eq!(projects.len(), 20);
 //! assert_eq!(sim.counters().http_requests, 0);
 //! sim.shutdown().await;
 //! # Ok(())
@@ -50,15 +66,51 @@
 //! - `POST /graphql` with `Authorization: token <key>` and `{"query", "variables", "operationName"}`.
 //!   A missing or malformed header → HTTP 401 with Xledger's message
 //!   ([`BAD_TOKEN_FORMAT_MESSAGE`]); a wrong key → HTTP 401 with [`INVALID_TOKEN_MESSAGE`]; both
-//!   entries carry `"code": "UNAUTHENTICATED"`. Validation errors answer HTTP 200 with
+//!   entries carry `"code": "UNAUTHENTICATED"`. Validation errors (input types of arguments and
+//!   variables included, as GraphQL specifies) answer HTTP 200 with
 //!   `{"errors":[{"message", "locations", "extensions":{"code":"GRAPHQL_VALIDATION_FAILED"}}]}`
-//!   and no `data`. A rejected cursor fails only its root field: `data.<alias>` is `null` and the
-//!   `errors` entry has `"code": "BAD_REQUEST.INVALID_CURSOR"` and `"path": ["<alias>"]`.
+//!   and no `data`. A rejected cursor or a [`Fault::FieldError`] fails only its root field:
+//!   `data.<alias>` is `null` and the `errors` entry has a `"code"` (`BAD_REQUEST.INVALID_CURSOR`,
+//!   or the fault's) and `"path": ["<alias>"]`; the other aliases answer normally.
+//!   Mutations: `addWebhooks(inputs: [{node: {description, url, serializedPayload}}]) { edges {
+//!   cursor node { … } } }`, `removeWebhooks(dbIds: [Int64String]) { numAffected }`. Queries:
+//!   `webhook(dbId: ID) { dbId description url serializedPayload state { code }
+//!   lastSuccessfulPost lastFailedPost }` (`null` when unknown) and `webhooks(first, after) {
+//!   edges { cursor node { … } } pageInfo { … } }`. Subscriptions are not served over HTTP.
 //! - Admin (same header): `POST /admin/entities/{entity}/rows` (add → `{"dbId"}`),
 //!   `POST /admin/entities/{entity}/rows/{dbId}/update`, `DELETE /admin/entities/{entity}/rows/{dbId}`,
+//!   silent changes `POST /admin/entities/{entity}/silent-rows` (→ `{"dbId"}`),
+//!   `POST /admin/entities/{entity}/rows/{dbId}/silent-update`,
+//!   `POST /admin/entities/{entity}/rows/{dbId}/silent-update-keeping-modified-at`,
+//!   `DELETE /admin/entities/{entity}/rows/{dbId}/silent`,
 //!   `GET /admin/entities/{entity}/truth`, `POST /admin/random-changes {"count","seed"}`,
 //!   `PUT|DELETE /admin/faults` ([`FaultPlan`] as JSON), `GET|DELETE /admin/counters`,
-//!   `GET|PUT /admin/clock {"now"}`, `POST /admin/clock/advance {"seconds"}`.
+//!   `GET|PUT /admin/clock {"now"}`, `POST /admin/clock/advance {"seconds"}`;
+//!   webhooks: `GET /admin/webhooks` ([`WebhookInfo`]s), `PUT /admin/webhooks/{dbId}/state
+//!   {"state":"PAUSED"}`, `PUT|DELETE /admin/webhooks/faults` ([`DeliveryFaultPlan`] as JSON),
+//!   `GET|DELETE /admin/webhooks/counters`, `GET /admin/webhooks/deliveries` ([`DeliveryRecord`]s),
+//!   `POST /admin/webhooks/settled` (answers once every queued delivery has settled).
+//!
+//! # Webhooks
+//! Shapes from Xledger's sample (`xledger/graphql-samples`, `Webhooks-CSharp/GraphQL`):
+//! - `serializedPayload` is a JSON request `{"query": "subscription { projects: projectsMutated {
+//!   edges { syncVersion node { … } } } }"}` (`Queries.cs`, `ProjectsSubscriptionJson`) or, here,
+//!   also the bare document. The root field is `<itemsField>Mutated` of a served entity; **only
+//!   `projectsMutated` is known to exist** in Xledger, the others are the simulator's assumption.
+//!   `webhooks(first, after)` is an assumption too (the sample's `WebhookSelection` suggests a
+//!   connection but never uses it). Webhook `dbId`s are `Int64String`s (JSON strings).
+//! - A delivery is `POST <url>` with `Content-Type: application/json`, `Date: <HTTP date>` and
+//!   `X-XL-Webhook-Signature: <base64url HMAC-SHA256>`; the HMAC key is the base64url-decoded API
+//!   key and the message `"{Date as unix seconds}.{body}"` ([`webhook_signature`]). The body is the
+//!   subscription's selection as a GraphQL response: `{"data":{"<alias>":{"edges":[{"syncVersion":
+//!   "<n>","node":{…}}]}}}`, one edge (one mutation) per delivery. Deletions are not delivered
+//!   unless [`WebhookConfig::deliver_deletions`]; silent changes never are.
+//! - States: a new webhook is `RUNNING`; a failed post (non-2xx, no answer) makes it `RECOVERING`,
+//!   a success `RUNNING` again, [`WebhookConfig::fault_after_failed_posts`] failures in a row
+//!   `FAULTED`; tests set any state ([`SimHandle::set_webhook_state`]). Only `RUNNING` and
+//!   `RECOVERING` webhooks get deliveries; nothing is retried.
+//! - Deliveries never hold up a mutation: they are rendered at mutation time, queued, and posted
+//!   in order by one background task; [`SimHandle::deliveries_settled`] waits for the queue.
 
 mod config;
 mod error;
@@ -84,7 +136,9 @@ pub use faults::{
     BURST_RATE_LIMIT_CODE, BurstLimit, CONCURRENCY_LIMIT_CODE, Fault, FaultPlan, FaultRule, INSUFFICIENT_CREDITS_CODE,
     QUERY_TIMEOUT_MESSAGE, Trigger,
 };
+pub use generate::{NodeOptions, NullRates, generate_node_values, generate_nodes};
 pub use graphql::{INVALID_CURSOR_CODE, INVALID_CURSOR_MESSAGE};
+pub use rng::{SimRng, stable_hash};
 pub use server::{
     BAD_TOKEN_FORMAT_MESSAGE, Counters, FieldCounters, INVALID_TOKEN_MESSAGE, REQUEST_LOG_CAPACITY, RequestStats,
     UNAUTHENTICATED_CODE,

@@ -14,8 +14,10 @@ use xledger_model::time::utc_to_oslo_wall_clock;
 
 use crate::config::{DataProfile, SimConfig};
 use crate::error::SimError;
-use crate::generate::{FieldTree, RowIdentity, first_added_db_id, initial_db_id, render_node};
-use crate::rng::{SimRng, stable_hash};
+use crate::generate::{
+    FieldTree, NullRates, RowIdentity, first_added_db_id, initial_db_id, initial_times, render_node,
+};
+use crate::rng::SimRng;
 use crate::webhooks::{QueuedDelivery, WebhookRegistry};
 
 /// One current row: its timestamps (Central European wall clock, as Xledger keeps them) and its
@@ -384,14 +386,6 @@ fn names_of(specs: &[&'static EntitySpec]) -> String {
     specs.iter().map(|spec| spec.name).collect::<Vec<_>>().join(", ")
 }
 
-/// An initial row's `createdAt` and `modifiedAt`: before the retention window, seeded per row.
-fn initial_times(seed: u64, entity: &str, db_id: i64, start: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-    let mut times = SimRng::from_parts(&[seed, stable_hash(entity), db_id as u64, u64::MAX]);
-    let modified = start - Duration::days(4) - Duration::seconds(times.between(0, 361 * 86_400));
-    let created = modified - Duration::seconds(times.between(0, 730 * 86_400));
-    (created, modified)
-}
-
 /// What every generated value is a function of, besides the row: the seed and the profile.
 #[derive(Debug, Clone, Copy)]
 struct Values {
@@ -410,7 +404,10 @@ fn new_row(
 ) -> Row {
     let created = created.into_wall_clock();
     let modified = modified.into_wall_clock();
-    let node = render_node(tree, RowIdentity { seed, entity, db_id, version, created, modified, data });
+    let node = render_node(
+        tree,
+        RowIdentity { seed, entity, db_id, version, created, modified, data, nulls: NullRates::SIMULATOR },
+    );
     Row { created, modified, version, node: node.into_boxed_str(), identity_exact: true }
 }
 
