@@ -5,6 +5,9 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use xledger_model::EntitySpec;
+
+use crate::webhooks::WebhookConfig;
 
 /// The API key a default simulator accepts (`Authorization: token xledger-sim-key`).
 pub const DEFAULT_API_KEY: &str = "xledger-sim-key";
@@ -46,6 +49,35 @@ pub struct SimConfig {
     pub gzip: bool,
     /// What the generated values look like: adversarial test data, or a ledger's repeating codes.
     pub data: DataProfile,
+    /// The entities served, in this order; everything (data, validation of selections, change
+    /// feeds, webhook subscriptions) is driven by these specs. Default: the built-in registry,
+    /// `xledger_model::entities()`. Tests add or replace entities with specs built at run time
+    /// (see [`SimConfig::with_entity`]): names, items fields and feed fields must be unique, and
+    /// every spec needs a top-level `dbId` column.
+    pub entities: Vec<&'static EntitySpec>,
+    /// How webhook deliveries are sent (timeouts, when a webhook faults, the signing clock).
+    pub webhooks: WebhookConfig,
+}
+
+impl SimConfig {
+    /// Serves `spec` as well: it replaces the entity of the same name, or is added after the others.
+    ///
+    /// ```
+    /// let timesheets = xledger_model::entity("timesheets").unwrap();
+    /// let fewer_columns: &'static xledger_model::EntitySpec =
+    ///     Box::leak(Box::new(xledger_model::EntitySpec { columns: &timesheets.columns[..3], ..*timesheets }));
+    /// let config = xledger_sim::SimConfig::default().with_entity(fewer_columns);
+    /// assert_eq!(config.entities.len(), xledger_model::entities().len());
+    /// assert!(config.entities.iter().any(|spec| spec.name == "timesheets" && spec.columns.len() == 3));
+    /// ```
+    #[must_use]
+    pub fn with_entity(mut self, spec: &'static EntitySpec) -> Self {
+        match self.entities.iter_mut().find(|served| served.name == spec.name) {
+            Some(served) => *served = spec,
+            None => self.entities.push(spec),
+        }
+        self
+    }
 }
 
 /// The shape of generated values. Both profiles have the same columns, types, nulls and rows.
@@ -85,7 +117,8 @@ impl fmt::Display for DataProfile {
 
 impl Default for SimConfig {
     /// 1 000 rows per entity, seed 1, [`DEFAULT_API_KEY`], the 10 000 cap, 3 days of retention,
-    /// gzip on, stress data, and the clock starting at the current time truncated to whole seconds.
+    /// gzip on, stress data, the built-in registry's entities, default webhook delivery settings,
+    /// and the clock starting at the current time truncated to whole seconds.
     fn default() -> Self {
         let now = Utc::now();
         SimConfig {
@@ -98,6 +131,8 @@ impl Default for SimConfig {
             start_time: now.duration_trunc(TimeDelta::seconds(1)).unwrap_or(now),
             gzip: true,
             data: DataProfile::Stress,
+            entities: xledger_model::entities().iter().collect(),
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -114,6 +149,8 @@ impl fmt::Debug for SimConfig {
             .field("start_time", &self.start_time)
             .field("gzip", &self.gzip)
             .field("data", &self.data)
+            .field("entities", &self.entities.iter().map(|spec| spec.name).collect::<Vec<_>>())
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }

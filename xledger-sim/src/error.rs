@@ -3,9 +3,9 @@
 /// A simulator error. Never contains the API key.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    /// The name is not an entity of the registry (`xledger_model::entities()`).
-    #[error("unknown entity {entity:?}: the registry has {known}", known = known_entities())]
-    UnknownEntity { entity: String },
+    /// The name is not an entity this simulator serves ([`crate::SimConfig::entities`]).
+    #[error("unknown entity {entity:?}: the simulator serves {known}")]
+    UnknownEntity { entity: String, known: String },
     #[error("invalid simulator configuration: {reason}")]
     InvalidConfig { reason: String },
     #[error("cannot listen on {addr}: {source}")]
@@ -18,8 +18,8 @@ pub enum SimError {
     /// [`crate::SimHandle::corrupt`] was given a path the row does not have (or under a null object).
     #[error("{entity} row {db_id} has no field {path:?}")]
     NoSuchField { entity: String, db_id: i64, path: String },
-}
-
-fn known_entities() -> String {
-    xledger_model::entities().iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
+    /// A webhook cannot be registered or signed (a URL off loopback, a subscription the simulator
+    /// does not serve, an API key that is not base64url).
+    #[error("webhook refused: {reason}")]
+    InvalidWebhook { reason: String },
 }

@@ -47,10 +47,21 @@ pub enum Fault {
         #[serde(with = "millis", rename = "delay_ms")]
         delay: Duration,
     },
+    /// An error confined to one root field: every root field of the request whose name or alias
+    /// is `field` answers `data.<alias>: null` with an `errors` entry `{message, code, path:
+    /// ["<alias>"]}`; the other root fields answer normally (HTTP 200). Its trigger counts only
+    /// the requests that contain `field`, so "the next request" means the next one asking for it.
+    FieldError {
+        field: String,
+        message: String,
+        #[serde(default)]
+        code: Option<String>,
+    },
 }
 
-/// Which requests a rule hits. Requests are counted from when the plan was set, starting at 1;
-/// only requests that got past the behavioural limits count.
+/// Which requests (or, for webhook delivery faults, which deliveries) a rule hits. Requests are
+/// counted from when the plan was set, starting at 1; only requests that got past the behavioural
+/// limits count, and a [`Fault::FieldError`] rule counts only requests containing its field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Trigger {
@@ -130,6 +141,15 @@ impl FaultPlan {
         self
     }
 
+    /// Adds a rule: the next `count` requests asking for root field `field` (a name or an alias)
+    /// get an error confined to that field.
+    #[must_use]
+    pub fn field_error(mut self, count: u64, field: &str, message: &str) -> Self {
+        let fault = Fault::FieldError { field: field.to_owned(), message: message.to_owned(), code: None };
+        self.rules.push(FaultRule { fault, when: Trigger::Next { count } });
+        self
+    }
+
     #[must_use]
     pub fn concurrency_limit(mut self, max_in_flight: usize) -> Self {
         self.concurrency_limit = Some(max_in_flight);
@@ -157,7 +177,18 @@ pub(crate) struct FaultState {
     requests_seen: u64,
     remaining: Vec<u64>,
     rngs: Vec<SimRng>,
+    /// Per rule: requests containing a field-error rule's field so far.
+    field_requests_seen: Vec<u64>,
     accepted: VecDeque<Instant>,
+}
+
+/// A root-field error a fault forces on one request: which root field (name or alias) and what
+/// the `errors` entry says.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ForcedFieldError {
+    pub(crate) field: String,
+    pub(crate) message: String,
+    pub(crate) code: Option<String>,
 }
 
 impl FaultState {
@@ -169,7 +200,30 @@ impl FaultState {
             .iter()
             .map(|r| SimRng::new(if let Trigger::Probability { seed, .. } = r.when { seed } else { 0 }))
             .collect();
-        FaultState { plan, requests_seen: 0, remaining, rngs, accepted: VecDeque::new() }
+        let field_requests_seen = vec![0; plan.rules.len()];
+        FaultState { plan, requests_seen: 0, remaining, rngs, field_requests_seen, accepted: VecDeque::new() }
+    }
+
+    /// The field errors of a request whose root fields are `(alias, field name)` pairs, decided
+    /// after the request was planned; field-error rules fire independently of each other.
+    pub(crate) fn field_errors(&mut self, root_fields: &[(&str, &str)]) -> Vec<ForcedFieldError> {
+        let mut forced = Vec::new();
+        for (index, rule) in self.plan.rules.iter().enumerate() {
+            let Fault::FieldError { field, message, code } = &rule.fault else { continue };
+            if !root_fields.iter().any(|(alias, name)| alias == field || name == field) {
+                continue;
+            }
+            let Some(seen) = self.field_requests_seen.get_mut(index) else { continue };
+            *seen += 1;
+            let fires = fires(&rule.when, *seen, self.remaining.get(index).copied(), self.rngs.get_mut(index));
+            if fires {
+                if let Some(left) = self.remaining.get_mut(index) {
+                    *left = left.saturating_sub(1);
+                }
+                forced.push(ForcedFieldError { field: field.clone(), message: message.clone(), code: code.clone() });
+            }
+        }
+        forced
     }
 
     /// Decides the fate of a request arriving at `now` with `in_flight` requests (itself included).
@@ -189,14 +243,12 @@ impl FaultState {
         self.requests_seen += 1;
         let mut decision = Decision::default();
         for (index, rule) in self.plan.rules.iter().enumerate() {
-            let fires = match rule.when {
-                Trigger::Next { .. } => self.remaining.get(index).is_some_and(|&left| left > 0),
-                Trigger::EveryNth { n } => n > 0 && self.requests_seen.is_multiple_of(n),
-                Trigger::Probability { probability, .. } => {
-                    self.rngs.get_mut(index).is_some_and(|rng| rng.chance(probability))
-                }
-            };
-            if !fires {
+            if matches!(rule.fault, Fault::FieldError { .. }) {
+                // Decided per root field once the request is planned (`field_errors`).
+                continue;
+            }
+            let remaining = self.remaining.get(index).copied();
+            if !fires(&rule.when, self.requests_seen, remaining, self.rngs.get_mut(index)) {
                 continue;
             }
             let applies = match &rule.fault {
@@ -216,6 +268,16 @@ impl FaultState {
             }
         }
         decision
+    }
+}
+
+/// Whether a rule with trigger `when` hits the `seen`-th event (1-based), given what a "next"
+/// rule has left and a probability rule's generator.
+pub(crate) fn fires(when: &Trigger, seen: u64, remaining: Option<u64>, rng: Option<&mut SimRng>) -> bool {
+    match *when {
+        Trigger::Next { .. } => remaining.is_some_and(|left| left > 0),
+        Trigger::EveryNth { n } => n > 0 && seen.is_multiple_of(n),
+        Trigger::Probability { probability, .. } => rng.is_some_and(|rng| rng.chance(probability)),
     }
 }
 
@@ -251,16 +313,16 @@ pub(crate) fn error_entry_body(fault: &Fault, clock: DateTime<Utc>) -> Option<St
 }
 
 /// Durations as whole milliseconds in JSON (`"delay_ms": 250`).
-mod millis {
+pub(crate) mod millis {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         u64::deserialize(deserializer).map(Duration::from_millis)
     }
 }
@@ -312,6 +374,17 @@ mod tests {
         let mut state = FaultState::new(plan);
         let decision = state.decide(1, Instant::now());
         assert_eq!(decision, Decision { delay: Duration::from_millis(150), fault: Some(Fault::AbortedBody) });
+    }
+
+    #[test]
+    fn field_error_rules_count_only_requests_with_their_field() {
+        let mut state = FaultState::new(FaultPlan::default().field_error(1, "projects", "boom"));
+        assert_eq!(state.decide(1, Instant::now()).fault, None, "a field error is not a request fault");
+        assert!(state.field_errors(&[("probe", "project_deltas")]).is_empty());
+        let forced = state.field_errors(&[("a", "customers"), ("b", "projects")]);
+        assert_eq!(forced.len(), 1);
+        assert_eq!(forced[0].field, "projects");
+        assert!(state.field_errors(&[("b", "projects")]).is_empty(), "used up");
     }
 
     #[test]

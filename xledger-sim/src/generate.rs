@@ -1,15 +1,131 @@
-//! Seeded, realistic node values generated from an entity's columns, rendered once to JSON bytes.
+//! Seeded, realistic node values generated from an entity's columns, rendered once to JSON bytes:
+//! the simulator's rows, and [`generate_nodes`] for tests that need nodes without a server.
 //!
 //! Nothing here knows an entity by name: shapes come from the registry's [`ColumnSpec`]s (paths,
 //! kinds, JSON types, nullability). Only three column names have a meaning: `dbId` (the row's
 //! key), `createdAt` and `modifiedAt` (the row's timestamps, so `modifiedAt_gte` filters agree
 //! with what the items query shows).
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Weekday};
-use xledger_model::{ColumnKind, ColumnSpec, DbIdKind, JsonRepr};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc, Weekday};
+use xledger_model::time::utc_to_oslo_wall_clock;
+use xledger_model::{ColumnKind, ColumnSpec, DbIdKind, EntitySpec, JsonRepr};
 
 use crate::config::DataProfile;
 use crate::rng::{SimRng, stable_hash};
+
+/// How often generated nodes hold nulls: probabilities in `0.0..=1.0`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NullRates {
+    /// A nested object is `null` as a whole (then every column under it is null).
+    pub object: f64,
+    /// A nullable leaf is `null` (never `dbId`, nor a leaf the schema declares non-null).
+    pub leaf: f64,
+}
+
+impl NullRates {
+    /// The simulator's own rates: 5 % of nested objects, 3 % of nullable leaves.
+    pub const SIMULATOR: NullRates = NullRates { object: 0.05, leaf: 0.03 };
+    /// No nulls at all.
+    pub const NONE: NullRates = NullRates { object: 0.0, leaf: 0.0 };
+}
+
+impl Default for NullRates {
+    fn default() -> Self {
+        NullRates::SIMULATOR
+    }
+}
+
+/// What [`generate_nodes`] makes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeOptions {
+    /// Every value is a function of the seed, the entity, the dbId and these options.
+    pub seed: u64,
+    pub profile: DataProfile,
+    pub nulls: NullRates,
+    /// The first node's dbId; the others follow one by one. `None`: the simulator's ids (for
+    /// `Int64String` entities beyond 32 bits, every 997th beyond 2^53, which a float parser breaks).
+    pub first_db_id: Option<i64>,
+    /// `modifiedAt` lies 4 to 365 days before this instant and `createdAt` up to two years before
+    /// that, as for the simulator's initial rows (its `start_time`).
+    pub now: DateTime<Utc>,
+}
+
+impl Default for NodeOptions {
+    /// Seed 1, stress data, the simulator's null rates and ids, `now` = 2024-10-20T10:00:00Z.
+    fn default() -> Self {
+        NodeOptions {
+            seed: 1,
+            profile: DataProfile::Stress,
+            nulls: NullRates::SIMULATOR,
+            first_db_id: None,
+            now: DateTime::from_timestamp(1_729_418_400, 0).unwrap_or_default(),
+        }
+    }
+}
+
+/// `count` nodes of `entity` as compact JSON texts, in dbId order: exactly the rows a simulator
+/// with the same seed, profile and `start_time` starts with (when `first_db_id` is `None` and the
+/// null rates are the simulator's). Every column of the spec is present; nested objects are JSON
+/// objects (or `null`), values have the column's JSON type, decimals fit the column's scale,
+/// date-times are Central European wall clock (DST gap and overlap hours included), and the
+/// stress profile adds non-ASCII, escapes, control characters and rare texts over 10 KB.
+///
+/// ```
+/// use xledger_sim::{NodeOptions, NullRates, generate_nodes};
+/// let timesheets = xledger_model::entity("timesheets").unwrap();
+/// let options = NodeOptions { seed: 7, first_db_id: Some(1_000), nulls: NullRates::NONE, ..Default::default() };
+/// let nodes = generate_nodes(timesheets, 3, &options);
+/// let first: serde_json::Value = serde_json::from_str(&nodes[0]).unwrap();
+/// assert_eq!(first["dbId"], "1000", "timesheet ids are Int64String: JSON strings");
+/// assert_eq!(nodes, generate_nodes(timesheets, 3, &options), "deterministic");
+/// ```
+pub fn generate_nodes(entity: &'static EntitySpec, count: usize, options: &NodeOptions) -> Vec<String> {
+    let tree = FieldTree::from_columns(entity.columns);
+    let mut nodes: Vec<(i64, String)> = (0..count)
+        .map(|index| {
+            let db_id = match options.first_db_id {
+                Some(first) => first.saturating_add(i64::try_from(index).unwrap_or(i64::MAX)),
+                None => initial_db_id(entity.db_id_kind, index),
+            };
+            let (created, modified) = initial_times(options.seed, entity.name, db_id, options.now);
+            let node = render_node(
+                &tree,
+                RowIdentity {
+                    seed: options.seed,
+                    entity: entity.name,
+                    db_id,
+                    version: 0,
+                    created: utc_to_oslo_wall_clock(created),
+                    modified: utc_to_oslo_wall_clock(modified),
+                    data: options.profile,
+                    nulls: options.nulls,
+                },
+            );
+            (db_id, node)
+        })
+        .collect();
+    // The simulator's ids beyond 2^53 are not in index order.
+    nodes.sort_by_key(|(db_id, _)| *db_id);
+    nodes.into_iter().map(|(_, node)| node).collect()
+}
+
+/// [`generate_nodes`] parsed into JSON values, for tests that edit nodes before using them.
+pub fn generate_node_values(
+    entity: &'static EntitySpec,
+    count: usize,
+    options: &NodeOptions,
+) -> Vec<serde_json::Value> {
+    // The texts are rendered by this module as JSON objects: parsing cannot fail.
+    generate_nodes(entity, count, options).iter().map(|text| serde_json::from_str(text).unwrap_or_default()).collect()
+}
+
+/// An initial row's `createdAt` and `modifiedAt`: before the retention window, seeded per row.
+pub(crate) fn initial_times(seed: u64, entity: &str, db_id: i64, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let mut times = SimRng::from_parts(&[seed, stable_hash(entity), db_id as u64, u64::MAX]);
+    let modified = now - Duration::days(4) - Duration::seconds(times.between(0, 361 * 86_400));
+    let created = modified - Duration::seconds(times.between(0, 730 * 86_400));
+    (created, modified)
+}
 
 /// The first id beyond 2^53: a float parser turns it into 9007199254740992.
 pub(crate) const BEYOND_F64_ID: i64 = 9_007_199_254_740_993;
@@ -70,6 +186,7 @@ pub(crate) struct RowIdentity<'a> {
     pub(crate) created: NaiveDateTime,
     pub(crate) modified: NaiveDateTime,
     pub(crate) data: DataProfile,
+    pub(crate) nulls: NullRates,
 }
 
 /// How many records a top-level object field refers to in the ledger profile: 5 to 2 000, picked
@@ -129,7 +246,7 @@ fn render_object(tree: &FieldTree, row: &RowIdentity<'_>, rng: &mut SimRng, dept
         match node {
             TreeNode::Leaf(column) => render_leaf(column, row, rng, depth, out),
             // Nested objects are sometimes null: then all their flattened columns are null.
-            TreeNode::Object(_) if rng.chance(0.05) => out.push_str("null"),
+            TreeNode::Object(_) if rng.chance(row.nulls.object) => out.push_str("null"),
             TreeNode::Object(child) if depth == Depth::Top && row.data == DataProfile::Ledger => {
                 // The row refers to record `k` of this field: its values are a function of `k`.
                 let k = rng.below(referenced_records(name));
@@ -155,7 +272,7 @@ fn render_leaf(column: &ColumnSpec, row: &RowIdentity<'_>, rng: &mut SimRng, dep
         }
     }
     let nullable = column.nullable;
-    if nullable && rng.chance(0.03) {
+    if nullable && rng.chance(row.nulls.leaf) {
         out.push_str("null");
         return;
     }
@@ -300,7 +417,7 @@ fn text_value(rng: &mut SimRng, may_be_long: bool) -> String {
     format!("{word} {}", rng.between(1, 9999))
 }
 
-fn push_integer(value: i64, json: JsonRepr, out: &mut String) {
+pub(crate) fn push_integer(value: i64, json: JsonRepr, out: &mut String) {
     push_scalar_text(&value.to_string(), json, out);
 }
 
@@ -316,7 +433,7 @@ fn push_scalar_text(text: &str, json: JsonRepr, out: &mut String) {
     }
 }
 
-fn push_wall_clock(value: NaiveDateTime, out: &mut String) {
+pub(crate) fn push_wall_clock(value: NaiveDateTime, out: &mut String) {
     push_json_string(&value.format("%Y-%m-%dT%H:%M:%S").to_string(), out);
 }
 

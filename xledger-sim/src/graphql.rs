@@ -7,22 +7,25 @@
 //! pre-rendered row bytes, any other selection is projected from them (same bytes either way).
 
 use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use graphql_parser::Pos;
 use graphql_parser::query::{
     Definition, Directive, Document, Field, FragmentDefinition, OperationDefinition, Selection, SelectionSet, Type,
-    TypeCondition, Value,
+    TypeCondition, Value, VariableDefinition,
 };
 use serde::Deserialize;
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
-use xledger_model::DbIdKind;
 use xledger_model::time::parse_wall_clock;
+use xledger_model::{ColumnKind, DbIdKind, JsonRepr};
 
-use crate::generate::{FieldTree, TreeNode, push_json_string};
+use crate::faults::ForcedFieldError;
+use crate::generate::{FieldTree, TreeNode, push_integer, push_json_string, push_wall_clock};
 use crate::store::{RowFilter, Store, Table, Window};
+use crate::webhooks::{MutatedEdgeField, Subscription, SubscriptionField, Webhook};
 
 /// The error code real servers put in `extensions.code` for a query that does not validate.
 pub(crate) const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
@@ -47,7 +50,7 @@ pub(crate) struct Request {
 pub(crate) struct GqlError {
     pub(crate) message: String,
     /// Xledger puts rate-limit and cursor codes at the top level of the entry.
-    pub(crate) code: Option<&'static str>,
+    pub(crate) code: Option<String>,
     /// `extensions.code`, as GraphQL servers report validation problems.
     pub(crate) extension_code: Option<&'static str>,
     pub(crate) location: Option<Pos>,
@@ -60,19 +63,18 @@ impl GqlError {
     }
 
     fn invalid_cursor(path: &str) -> GqlError {
-        GqlError {
-            message: INVALID_CURSOR_MESSAGE.to_owned(),
-            code: Some(INVALID_CURSOR_CODE),
-            extension_code: None,
-            location: None,
-            path: Some(path.to_owned()),
-        }
+        GqlError::field(path, INVALID_CURSOR_MESSAGE, Some(INVALID_CURSOR_CODE.to_owned()))
+    }
+
+    /// An error confined to the root field under response key `path` (its data is `null`).
+    pub(crate) fn field(path: &str, message: impl Into<String>, code: Option<String>) -> GqlError {
+        GqlError { message: message.into(), code, extension_code: None, location: None, path: Some(path.to_owned()) }
     }
 
     pub(crate) fn write(&self, out: &mut String) {
         out.push_str("{\"message\":");
         push_json_string(&self.message, out);
-        if let Some(code) = self.code {
+        if let Some(code) = &self.code {
             out.push_str(",\"code\":");
             push_json_string(code, out);
         }
@@ -113,11 +115,52 @@ pub(crate) struct Executed {
     pub(crate) root_fields: Vec<(&'static str, usize)>,
 }
 
-/// Validates and runs a request against the store. `Err` is a request-level failure (parse or
-/// validation): nothing was executed.
-pub(crate) fn execute(store: &Store, request: &Request, page_cap: usize) -> Result<Executed, Vec<GqlError>> {
-    let plans = plan(store, request, page_cap)?;
-    Ok(run(store, &plans))
+/// Validates and runs a request: a query against a read view of the store, a mutation
+/// (`addWebhooks`, `removeWebhooks`) against a write view. `field_faults` gets the planned root
+/// fields as `(alias, name)` pairs and says which of them fail on their own. `Err` is a
+/// request-level failure (parse or validation): nothing was executed.
+pub(crate) fn execute(
+    store: &RwLock<Store>,
+    request: &Request,
+    page_cap: usize,
+    field_faults: impl FnOnce(&[(&str, &str)]) -> Vec<ForcedFieldError>,
+) -> Result<Executed, Vec<GqlError>> {
+    let document = parse_document(&request.query)?;
+    let operation = pick_operation(&document, request.operation_name.as_deref()).map_err(|e| vec![e])?;
+    let context = context_for(&document, operation.variables, request.variables.as_ref(), page_cap)?;
+    match operation.kind {
+        OperationKind::Query => {
+            let store = store.read().unwrap_or_else(PoisonError::into_inner);
+            let plans = plan(&store, &context, &operation)?;
+            let forced = field_faults(&root_fields_of(&store, &plans));
+            Ok(run(&mut Access::Read(&store), &plans, &forced))
+        }
+        OperationKind::Mutation => {
+            let mut store = store.write().unwrap_or_else(PoisonError::into_inner);
+            let plans = plan(&store, &context, &operation)?;
+            let forced = field_faults(&root_fields_of(&store, &plans));
+            Ok(run(&mut Access::Write(&mut store), &plans, &forced))
+        }
+        OperationKind::Subscription => Err(vec![GqlError::validation(
+            "Subscriptions are not served over HTTP: register one with addWebhooks and receive its deliveries.",
+            Some(operation.position),
+        )]),
+    }
+}
+
+/// The store as a request may use it: queries read, mutations write.
+enum Access<'a> {
+    Read(&'a Store),
+    Write(&'a mut Store),
+}
+
+impl Access<'_> {
+    fn store(&self) -> &Store {
+        match self {
+            Access::Read(store) => store,
+            Access::Write(store) => store,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -128,6 +171,7 @@ pub(crate) fn execute(store: &Store, request: &Request, page_cap: usize) -> Resu
 pub(crate) enum RootPlan {
     Typename {
         key: String,
+        type_name: &'static str,
     },
     Items {
         key: String,
@@ -142,6 +186,104 @@ pub(crate) enum RootPlan {
         window: Window<String>,
         selection: Vec<(String, ConnField)>,
     },
+    /// `webhook(dbId)`: one webhook, or `null` when there is none with that id.
+    Webhook {
+        key: String,
+        db_id: Option<i64>,
+        selection: Vec<(String, WebhookField)>,
+    },
+    /// `webhooks(first, after)`: every webhook, by dbId (an assumption: see the crate docs).
+    Webhooks {
+        key: String,
+        window: Window<String>,
+        selection: Vec<(String, WebhookConnField)>,
+    },
+    AddWebhooks {
+        key: String,
+        inputs: Vec<WebhookInput>,
+        selection: Vec<(String, WebhookConnField)>,
+    },
+    RemoveWebhooks {
+        key: String,
+        db_ids: Vec<i64>,
+        selection: Vec<(String, RemovedField)>,
+    },
+}
+
+impl RootPlan {
+    fn key(&self) -> &str {
+        match self {
+            RootPlan::Typename { key, .. }
+            | RootPlan::Items { key, .. }
+            | RootPlan::Deltas { key, .. }
+            | RootPlan::Webhook { key, .. }
+            | RootPlan::Webhooks { key, .. }
+            | RootPlan::AddWebhooks { key, .. }
+            | RootPlan::RemoveWebhooks { key, .. } => key,
+        }
+    }
+
+    /// The root field's name (what the counters count), `None` for `__typename`.
+    fn field_name(&self, store: &Store) -> Option<&'static str> {
+        match self {
+            RootPlan::Typename { .. } => None,
+            RootPlan::Items { entity, .. } => store.tables.get(entity).map(|t| t.spec.items_field),
+            RootPlan::Deltas { entity, .. } => {
+                store.tables.get(entity).and_then(|t| t.spec.change_feed).map(|feed| feed.field)
+            }
+            RootPlan::Webhook { .. } => Some("webhook"),
+            RootPlan::Webhooks { .. } => Some("webhooks"),
+            RootPlan::AddWebhooks { .. } => Some("addWebhooks"),
+            RootPlan::RemoveWebhooks { .. } => Some("removeWebhooks"),
+        }
+    }
+}
+
+/// A selected field of a `Webhook`.
+#[derive(Debug)]
+pub(crate) enum WebhookField {
+    DbId,
+    Description,
+    Url,
+    SerializedPayload,
+    State(Vec<(String, StateField)>),
+    LastSuccessfulPost,
+    LastFailedPost,
+    Typename,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StateField {
+    Code,
+    Typename,
+}
+
+#[derive(Debug)]
+pub(crate) enum WebhookConnField {
+    Edges(Vec<(String, WebhookEdgeField)>),
+    PageInfo(Vec<(String, PageInfoField)>),
+    Typename(&'static str),
+}
+
+#[derive(Debug)]
+pub(crate) enum WebhookEdgeField {
+    Cursor,
+    Node(Vec<(String, WebhookField)>),
+    Typename(&'static str),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RemovedField {
+    NumAffected,
+    Typename,
+}
+
+/// One `addWebhooks` input: `{node: {description, url, serializedPayload}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WebhookInput {
+    pub(crate) description: Option<String>,
+    pub(crate) url: String,
+    pub(crate) serialized_payload: String,
 }
 
 #[derive(Debug)]
@@ -170,10 +312,25 @@ pub(crate) enum NodeSelection {
     /// The registry's full node selection: the pre-rendered bytes are the answer.
     Full,
     Fields(Vec<(String, NodeField)>),
+    /// Only the row's key and times (a `dbId + modifiedAt` scan): rendered from the row, or by
+    /// projecting `fields` when the row was corrupted.
+    Identity {
+        fast: Vec<(String, IdentityField)>,
+        fields: Vec<(String, NodeField)>,
+    },
     Delta(Vec<(String, DeltaField)>),
 }
 
-#[derive(Debug, PartialEq)]
+/// A top-level field the generator renders from the row itself (see `generate::render_leaf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdentityField {
+    DbId(JsonRepr),
+    CreatedAt,
+    ModifiedAt,
+    Typename(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum NodeField {
     Leaf(&'static str),
     Object(&'static str, Vec<(String, NodeField)>),
@@ -203,8 +360,8 @@ struct Group<'q> {
     fields: Vec<&'q GField<'q>>,
 }
 
-fn plan(store: &Store, request: &Request, page_cap: usize) -> Result<Vec<RootPlan>, Vec<GqlError>> {
-    let document: Doc<'_> = graphql_parser::parse_query(&request.query).map_err(|e| {
+fn parse_document(text: &str) -> Result<Doc<'_>, Vec<GqlError>> {
+    graphql_parser::parse_query(text).map_err(|e| {
         vec![GqlError {
             message: format!("Syntax error: {}", e.to_string().trim()),
             code: None,
@@ -212,22 +369,38 @@ fn plan(store: &Store, request: &Request, page_cap: usize) -> Result<Vec<RootPla
             location: None,
             path: None,
         }]
-    })?;
-    let (operation_vars, selection) =
-        pick_operation(&document, request.operation_name.as_deref()).map_err(|e| vec![e])?;
+    })
+}
+
+/// The document's fragments and the operation's variables (provided values, or defaults).
+fn context_for<'q>(
+    document: &'q Doc<'q>,
+    definitions: &'q [VariableDefinition<'q, &'q str>],
+    provided: Option<&Json>,
+    page_cap: usize,
+) -> Result<Context<'q>, Vec<GqlError>> {
     let mut fragments = HashMap::new();
     for definition in &document.definitions {
         if let Definition::Fragment(fragment) = definition {
             fragments.insert(fragment.name, fragment);
         }
     }
-    let variables = resolve_variables(operation_vars, request.variables.as_ref()).map_err(|e| vec![e])?;
-    let context = Context { fragments, variables, page_cap };
-    let groups = collect(&context, std::slice::from_ref(&selection), Some("Query")).map_err(|e| vec![e])?;
+    let variables = resolve_variables(definitions, provided).map_err(|e| vec![e])?;
+    Ok(Context { fragments, variables, page_cap })
+}
+
+/// Plans every root field of a query or mutation; all validation errors are reported together.
+fn plan<'q>(store: &Store, context: &Context<'q>, operation: &Operation<'q>) -> Result<Vec<RootPlan>, Vec<GqlError>> {
+    let root_type = operation.kind.root_type();
+    let groups = collect(context, std::slice::from_ref(&operation.selection), Some(root_type)).map_err(|e| vec![e])?;
     let mut plans = Vec::new();
     let mut errors = Vec::new();
     for group in &groups {
-        match plan_root(store, &context, group) {
+        let planned = match operation.kind {
+            OperationKind::Mutation => plan_mutation_root(context, group),
+            _ => plan_root(store, context, group),
+        };
+        match planned {
             Ok(plan) => plans.push(plan),
             Err(error) => errors.push(error),
         }
@@ -235,10 +408,37 @@ fn plan(store: &Store, request: &Request, page_cap: usize) -> Result<Vec<RootPla
     if errors.is_empty() { Ok(plans) } else { Err(errors) }
 }
 
-fn pick_operation<'q>(
-    document: &'q Doc<'q>,
-    name: Option<&str>,
-) -> Result<(&'q [graphql_parser::query::VariableDefinition<'q, &'q str>], &'q SelectionSet<'q, &'q str>), GqlError> {
+/// `(alias, name)` of every planned root field, for field-level fault rules.
+fn root_fields_of<'p>(store: &Store, plans: &'p [RootPlan]) -> Vec<(&'p str, &'static str)> {
+    plans.iter().map(|plan| (plan.key(), plan.field_name(store).unwrap_or("__typename"))).collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OperationKind {
+    Query,
+    Mutation,
+    Subscription,
+}
+
+impl OperationKind {
+    fn root_type(self) -> &'static str {
+        match self {
+            OperationKind::Query => "Query",
+            OperationKind::Mutation => "Mutation",
+            OperationKind::Subscription => "Subscription",
+        }
+    }
+}
+
+/// The operation a request runs.
+struct Operation<'q> {
+    kind: OperationKind,
+    variables: &'q [VariableDefinition<'q, &'q str>],
+    selection: &'q SelectionSet<'q, &'q str>,
+    position: Pos,
+}
+
+fn pick_operation<'q>(document: &'q Doc<'q>, name: Option<&str>) -> Result<Operation<'q>, GqlError> {
     let operations: Vec<&OperationDefinition<'q, &'q str>> = document
         .definitions
         .iter()
@@ -267,22 +467,33 @@ fn pick_operation<'q>(
             ));
         }
     };
-    match chosen {
-        OperationDefinition::Query(q) => Ok((&q.variable_definitions, &q.selection_set)),
-        OperationDefinition::SelectionSet(s) => Ok((&[], s)),
-        OperationDefinition::Mutation(m) => Err(GqlError::validation(
-            "This simulator serves queries only; mutations are not supported.",
-            Some(m.position),
-        )),
-        OperationDefinition::Subscription(s) => Err(GqlError::validation(
-            "This simulator serves queries only; subscriptions are not supported.",
-            Some(s.position),
-        )),
-    }
+    Ok(match chosen {
+        OperationDefinition::Query(q) => Operation {
+            kind: OperationKind::Query,
+            variables: &q.variable_definitions,
+            selection: &q.selection_set,
+            position: q.position,
+        },
+        OperationDefinition::SelectionSet(s) => {
+            Operation { kind: OperationKind::Query, variables: &[], selection: s, position: s.span.0 }
+        }
+        OperationDefinition::Mutation(m) => Operation {
+            kind: OperationKind::Mutation,
+            variables: &m.variable_definitions,
+            selection: &m.selection_set,
+            position: m.position,
+        },
+        OperationDefinition::Subscription(s) => Operation {
+            kind: OperationKind::Subscription,
+            variables: &s.variable_definitions,
+            selection: &s.selection_set,
+            position: s.position,
+        },
+    })
 }
 
 fn resolve_variables<'q>(
-    definitions: &'q [graphql_parser::query::VariableDefinition<'q, &'q str>],
+    definitions: &'q [VariableDefinition<'q, &'q str>],
     provided: Option<&Json>,
 ) -> Result<HashMap<&'q str, Json>, GqlError> {
     let provided = match provided {
@@ -534,17 +745,13 @@ fn cannot_query(group: &Group<'_>, parent_type: &str) -> GqlError {
     )
 }
 
-fn plan_root<'q>(store: &Store, context: &Context<'q>, group: &Group<'q>) -> Result<RootPlan, GqlError> {
-    let key = group.key.to_owned();
-    if group.name == "__typename" {
-        is_leaf_selection(group, "String", "Query")?;
-        return Ok(RootPlan::Typename { key });
-    }
-    let table = store
-        .tables
-        .values()
-        .find(|t| t.spec.items_field == group.name || t.spec.change_feed.is_some_and(|feed| feed.field == group.name));
-    let Some(table) = table else { return Err(cannot_query(group, "Query")) };
+/// The arguments of a root field (all its merged occurrences must agree), with variables resolved.
+fn root_arguments<'q>(
+    context: &Context<'q>,
+    group: &Group<'q>,
+    parent_type: &str,
+    allowed: &[&str],
+) -> Result<HashMap<&'q str, Json>, GqlError> {
     let field = group.fields[0];
     if group.fields.iter().any(|f| f.arguments != field.arguments) {
         return Err(GqlError::validation(
@@ -552,20 +759,62 @@ fn plan_root<'q>(store: &Store, context: &Context<'q>, group: &Group<'q>) -> Res
             first_position(group),
         ));
     }
-    let is_items = table.spec.items_field == group.name;
-    let mut arguments: HashMap<&str, Json> = HashMap::new();
+    let mut arguments = HashMap::new();
     for (name, value) in &field.arguments {
-        let allowed = matches!(*name, "first" | "last" | "after" | "before") || (is_items && *name == "filter");
-        if !allowed {
+        if !allowed.contains(name) {
             return Err(GqlError::validation(
-                format!("Unknown argument \"{name}\" on field \"Query.{}\".", group.name),
+                format!("Unknown argument \"{name}\" on field \"{parent_type}.{}\".", group.name),
                 Some(field.position),
             ));
         }
         let value =
             literal_to_json(value, &context.variables).map_err(|m| GqlError::validation(m, Some(field.position)))?;
-        arguments.insert(name, value);
+        arguments.insert(*name, value);
     }
+    Ok(arguments)
+}
+
+fn plan_root<'q>(store: &Store, context: &Context<'q>, group: &Group<'q>) -> Result<RootPlan, GqlError> {
+    let key = group.key.to_owned();
+    match group.name {
+        "__typename" => {
+            is_leaf_selection(group, "String", "Query")?;
+            return Ok(RootPlan::Typename { key, type_name: "Query" });
+        }
+        "webhook" => {
+            let arguments = root_arguments(context, group, "Query", &["dbId"])?;
+            let position = first_position(group);
+            let db_id = match arguments.get("dbId") {
+                None | Some(Json::Null) => None,
+                Some(value) => Some(parse_webhook_db_id(value).map_err(|m| GqlError::validation(m, position))?),
+            };
+            let selection = plan_webhook_node(context, group)?;
+            return Ok(RootPlan::Webhook { key, db_id, selection });
+        }
+        "webhooks" => {
+            let arguments = root_arguments(context, group, "Query", &["first", "after"])?;
+            let position = first_position(group).unwrap_or_default();
+            let window = Window {
+                first: count_argument(&arguments, "first", context.page_cap, position)?.or(Some(context.page_cap)),
+                last: None,
+                after: cursor_argument(&arguments, "after", position)?,
+                before: None,
+            };
+            let selection = plan_webhook_connection(context, group)?;
+            return Ok(RootPlan::Webhooks { key, window, selection });
+        }
+        _ => {}
+    }
+    let table = store
+        .tables
+        .values()
+        .find(|t| t.spec.items_field == group.name || t.spec.change_feed.is_some_and(|feed| feed.field == group.name));
+    let Some(table) = table else { return Err(cannot_query(group, "Query")) };
+    let field = group.fields[0];
+    let is_items = table.spec.items_field == group.name;
+    let allowed: &[&str] =
+        if is_items { &["first", "last", "after", "before", "filter"] } else { &["first", "last", "after", "before"] };
+    let arguments = root_arguments(context, group, "Query", allowed)?;
     let window = Window {
         first: count_argument(&arguments, "first", context.page_cap, field.position)?,
         last: count_argument(&arguments, "last", context.page_cap, field.position)?,
@@ -689,6 +938,205 @@ fn parse_db_id(value: &Json, kind: DbIdKind) -> Result<i64, String> {
     }
 }
 
+fn plan_mutation_root<'q>(context: &Context<'q>, group: &Group<'q>) -> Result<RootPlan, GqlError> {
+    let key = group.key.to_owned();
+    let position = first_position(group);
+    match group.name {
+        "__typename" => {
+            is_leaf_selection(group, "String", "Mutation")?;
+            Ok(RootPlan::Typename { key, type_name: "Mutation" })
+        }
+        "addWebhooks" => {
+            let arguments = root_arguments(context, group, "Mutation", &["inputs"])?;
+            let inputs = match arguments.get("inputs") {
+                None | Some(Json::Null) => {
+                    return Err(GqlError::validation("Argument \"inputs\" of \"addWebhooks\" is required.", position));
+                }
+                Some(value) => parse_webhook_inputs(value).map_err(|m| GqlError::validation(m, position))?,
+            };
+            let selection = plan_webhook_connection(context, group)?;
+            Ok(RootPlan::AddWebhooks { key, inputs, selection })
+        }
+        "removeWebhooks" => {
+            let arguments = root_arguments(context, group, "Mutation", &["dbIds"])?;
+            let db_ids = match arguments.get("dbIds") {
+                None | Some(Json::Null) => {
+                    return Err(GqlError::validation(
+                        "Argument \"dbIds\" of \"removeWebhooks\" is required.",
+                        position,
+                    ));
+                }
+                Some(Json::Array(items)) => items.iter().map(parse_webhook_db_id).collect::<Result<_, _>>(),
+                Some(single) => parse_webhook_db_id(single).map(|id| vec![id]),
+            }
+            .map_err(|m| GqlError::validation(m, position))?;
+            needs_selection(group, "RemoveWebhooksResult")?;
+            let mut selection = Vec::new();
+            for child in sub_groups(context, group, None)? {
+                let field = match child.name {
+                    "numAffected" => RemovedField::NumAffected,
+                    "__typename" => RemovedField::Typename,
+                    _ => return Err(cannot_query(&child, "RemoveWebhooksResult")),
+                };
+                is_leaf_selection(&child, "Int", "RemoveWebhooksResult")?;
+                selection.push((child.key.to_owned(), field));
+            }
+            Ok(RootPlan::RemoveWebhooks { key, db_ids, selection })
+        }
+        _ => Err(cannot_query(group, "Mutation")),
+    }
+}
+
+/// A webhook dbId argument: `Int64String` or `ID`, so a numeric string or an integer.
+fn parse_webhook_db_id(value: &Json) -> Result<i64, String> {
+    match value {
+        Json::String(text) => text.parse().map_err(|_| format!("Int64String cannot represent {value}")),
+        Json::Number(n) => n.as_i64().ok_or_else(|| format!("Int64String cannot represent {value}")),
+        _ => Err(format!("Int64String cannot represent {value}")),
+    }
+}
+
+/// `inputs: [{node: {description, url, serializedPayload}}]` (a single object is a list of one).
+fn parse_webhook_inputs(value: &Json) -> Result<Vec<WebhookInput>, String> {
+    let items: Vec<&Json> = match value {
+        Json::Array(items) => items.iter().collect(),
+        single => vec![single],
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            let Json::Object(outer) = item else { return Err(format!("Expected type \"WebhookInput\", got {item}.")) };
+            if let Some(other) = outer.keys().find(|k| *k != "node") {
+                return Err(format!("Field \"{other}\" is not defined by type \"WebhookInput\"."));
+            }
+            let Some(Json::Object(node)) = outer.get("node") else {
+                return Err("Field \"node\" of type \"WebhookInput\" is required.".to_owned());
+            };
+            if let Some(other) =
+                node.keys().find(|k| !matches!(k.as_str(), "description" | "url" | "serializedPayload"))
+            {
+                return Err(format!("Field \"{other}\" is not defined by type \"WebhookNodeInput\"."));
+            }
+            let text = |name: &str| match node.get(name) {
+                None | Some(Json::Null) => Ok(None),
+                Some(Json::String(text)) => Ok(Some(text.clone())),
+                Some(other) => Err(format!("String cannot represent {other} (field \"{name}\").")),
+            };
+            let required = |name: &str| {
+                text(name)?.ok_or_else(|| format!("Field \"{name}\" of type \"WebhookNodeInput\" is required."))
+            };
+            Ok(WebhookInput {
+                description: text("description")?,
+                url: required("url")?,
+                serialized_payload: required("serializedPayload")?,
+            })
+        })
+        .collect()
+}
+
+/// `edges { cursor node { … } } pageInfo { … }` over webhooks (`webhooks`, `addWebhooks`).
+fn plan_webhook_connection<'q>(
+    context: &Context<'q>,
+    group: &Group<'q>,
+) -> Result<Vec<(String, WebhookConnField)>, GqlError> {
+    const CONNECTION: &str = "WebhookConnection";
+    const EDGE: &str = "WebhookEdge";
+    needs_selection(group, CONNECTION)?;
+    let mut selection = Vec::new();
+    for child in sub_groups(context, group, Some(CONNECTION))? {
+        let field = match child.name {
+            "__typename" => {
+                is_leaf_selection(&child, "String", CONNECTION)?;
+                WebhookConnField::Typename(CONNECTION)
+            }
+            "edges" => {
+                needs_selection(&child, EDGE)?;
+                no_arguments(&child, CONNECTION)?;
+                let mut edge = Vec::new();
+                for grandchild in sub_groups(context, &child, Some(EDGE))? {
+                    let field = match grandchild.name {
+                        "cursor" => {
+                            is_leaf_selection(&grandchild, "String", EDGE)?;
+                            WebhookEdgeField::Cursor
+                        }
+                        "__typename" => {
+                            is_leaf_selection(&grandchild, "String", EDGE)?;
+                            WebhookEdgeField::Typename(EDGE)
+                        }
+                        "node" => {
+                            no_arguments(&grandchild, EDGE)?;
+                            WebhookEdgeField::Node(plan_webhook_node(context, &grandchild)?)
+                        }
+                        _ => return Err(cannot_query(&grandchild, EDGE)),
+                    };
+                    edge.push((grandchild.key.to_owned(), field));
+                }
+                WebhookConnField::Edges(edge)
+            }
+            "pageInfo" => {
+                needs_selection(&child, "PageInfo")?;
+                no_arguments(&child, CONNECTION)?;
+                WebhookConnField::PageInfo(plan_page_info(context, &child)?)
+            }
+            _ => return Err(cannot_query(&child, CONNECTION)),
+        };
+        selection.push((child.key.to_owned(), field));
+    }
+    Ok(selection)
+}
+
+/// The fields of a `Webhook` node, as Xledger's sample selects them.
+fn plan_webhook_node<'q>(context: &Context<'q>, group: &Group<'q>) -> Result<Vec<(String, WebhookField)>, GqlError> {
+    const WEBHOOK: &str = "Webhook";
+    needs_selection(group, WEBHOOK)?;
+    let mut selection = Vec::new();
+    for child in sub_groups(context, group, Some(WEBHOOK))? {
+        let leaf = |field: WebhookField| is_leaf_selection(&child, "scalar", WEBHOOK).map(|()| field);
+        let field = match child.name {
+            "dbId" => leaf(WebhookField::DbId)?,
+            "description" => leaf(WebhookField::Description)?,
+            "url" => leaf(WebhookField::Url)?,
+            "serializedPayload" => leaf(WebhookField::SerializedPayload)?,
+            "lastSuccessfulPost" => leaf(WebhookField::LastSuccessfulPost)?,
+            "lastFailedPost" => leaf(WebhookField::LastFailedPost)?,
+            "__typename" => leaf(WebhookField::Typename)?,
+            "state" => {
+                needs_selection(&child, "WebhookState")?;
+                no_arguments(&child, WEBHOOK)?;
+                let mut state = Vec::new();
+                for code in sub_groups(context, &child, Some("WebhookState"))? {
+                    let field = match code.name {
+                        "code" => StateField::Code,
+                        "__typename" => StateField::Typename,
+                        _ => return Err(cannot_query(&code, "WebhookState")),
+                    };
+                    is_leaf_selection(&code, "String", "WebhookState")?;
+                    state.push((code.key.to_owned(), field));
+                }
+                WebhookField::State(state)
+            }
+            _ => return Err(cannot_query(&child, WEBHOOK)),
+        };
+        selection.push((child.key.to_owned(), field));
+    }
+    Ok(selection)
+}
+
+fn plan_page_info<'q>(context: &Context<'q>, group: &Group<'q>) -> Result<Vec<(String, PageInfoField)>, GqlError> {
+    let mut fields = Vec::new();
+    for info in sub_groups(context, group, Some("PageInfo"))? {
+        let field = match info.name {
+            "hasNextPage" => PageInfoField::HasNextPage,
+            "hasPreviousPage" => PageInfoField::HasPreviousPage,
+            "__typename" => PageInfoField::Typename,
+            _ => return Err(cannot_query(&info, "PageInfo")),
+        };
+        is_leaf_selection(&info, "Boolean", "PageInfo")?;
+        fields.push((info.key.to_owned(), field));
+    }
+    Ok(fields)
+}
+
 fn plan_connection<'q>(
     context: &Context<'q>,
     group: &Group<'q>,
@@ -713,18 +1161,7 @@ fn plan_connection<'q>(
             "pageInfo" => {
                 needs_selection(&child, "PageInfo")?;
                 no_arguments(&child, connection_type)?;
-                let mut fields = Vec::new();
-                for info in sub_groups(context, &child, Some("PageInfo"))? {
-                    let field = match info.name {
-                        "hasNextPage" => PageInfoField::HasNextPage,
-                        "hasPreviousPage" => PageInfoField::HasPreviousPage,
-                        "__typename" => PageInfoField::Typename,
-                        _ => return Err(cannot_query(&info, "PageInfo")),
-                    };
-                    is_leaf_selection(&info, "Boolean", "PageInfo")?;
-                    fields.push((info.key.to_owned(), field));
-                }
-                ConnField::PageInfo(fields)
+                ConnField::PageInfo(plan_page_info(context, &child)?)
             }
             _ => return Err(cannot_query(&child, connection_type)),
         };
@@ -774,6 +1211,8 @@ fn plan_edge<'q>(
                 let selection = plan_node(context, &child, &table.tree, table.spec.node_type)?;
                 if is_full_selection(&selection, &table.tree) {
                     EdgeField::Node(NodeSelection::Full)
+                } else if let Some(fast) = identity_selection(&selection, &table.tree) {
+                    EdgeField::Node(NodeSelection::Identity { fast, fields: selection })
                 } else {
                     EdgeField::Node(NodeSelection::Fields(selection))
                 }
@@ -817,6 +1256,31 @@ fn plan_node<'q>(
     Ok(fields)
 }
 
+/// The selection as identity fields, when it has only top-level `dbId`, `createdAt`/`modifiedAt`
+/// timestamps and `__typename`.
+fn identity_selection(selection: &[(String, NodeField)], tree: &FieldTree) -> Option<Vec<(String, IdentityField)>> {
+    selection
+        .iter()
+        .map(|(key, field)| {
+            let identity = match field {
+                NodeField::Typename(name) => IdentityField::Typename(name),
+                NodeField::Leaf(name) => match (tree.get(name)?, *name) {
+                    (TreeNode::Leaf(column), "dbId") => IdentityField::DbId(column.json),
+                    (TreeNode::Leaf(column), "createdAt") if column.kind == ColumnKind::Timestamp => {
+                        IdentityField::CreatedAt
+                    }
+                    (TreeNode::Leaf(column), "modifiedAt") if column.kind == ColumnKind::Timestamp => {
+                        IdentityField::ModifiedAt
+                    }
+                    _ => return None,
+                },
+                NodeField::Object(..) => return None,
+            };
+            Some((key.clone(), identity))
+        })
+        .collect()
+}
+
 /// True when a node selection is exactly the registry's (same fields, order, nesting, no aliases).
 fn is_full_selection(selection: &[(String, NodeField)], tree: &FieldTree) -> bool {
     selection.len() == tree.fields.len()
@@ -849,7 +1313,7 @@ pub(crate) fn full_selection_fields(tree: &FieldTree) -> Vec<(String, NodeField)
 // Execution and rendering.
 // ---------------------------------------------------------------------------------------------
 
-fn run(store: &Store, plans: &[RootPlan]) -> Executed {
+fn run(access: &mut Access<'_>, plans: &[RootPlan], forced: &[ForcedFieldError]) -> Executed {
     let mut body = String::with_capacity(1024);
     let mut errors = Vec::new();
     let mut root_fields = Vec::new();
@@ -858,28 +1322,15 @@ fn run(store: &Store, plans: &[RootPlan]) -> Executed {
         if i > 0 {
             body.push(',');
         }
-        let (key, field_name) = match plan {
-            RootPlan::Typename { key } => (key, None),
-            RootPlan::Items { key, entity, .. } => (key, store.tables.get(entity).map(|t| t.spec.items_field)),
-            RootPlan::Deltas { key, entity, .. } => {
-                (key, store.tables.get(entity).and_then(|t| t.spec.change_feed).map(|feed| feed.field))
-            }
-        };
+        let key = plan.key();
+        let field_name = plan.field_name(access.store());
         push_json_string(key, &mut body);
         body.push(':');
         let start = body.len();
-        let result = match plan {
-            RootPlan::Typename { .. } => {
-                body.push_str("\"Query\"");
-                Ok(())
-            }
-            RootPlan::Items { key, entity, filter, window, selection } => {
-                render_items(store, entity, filter, window, selection, &mut body)
-                    .map_err(|()| GqlError::invalid_cursor(key))
-            }
-            RootPlan::Deltas { key, entity, window, selection } => {
-                render_deltas(store, entity, window, selection, &mut body).map_err(|()| GqlError::invalid_cursor(key))
-            }
+        let forced_error = forced.iter().find(|f| f.field == key || Some(f.field.as_str()) == field_name);
+        let result = match forced_error {
+            Some(error) => Err(GqlError::field(key, error.message.clone(), error.code.clone())),
+            None => run_root(access, plan, &mut body),
         };
         if let Err(error) = result {
             body.truncate(start);
@@ -903,6 +1354,235 @@ fn run(store: &Store, plans: &[RootPlan]) -> Executed {
     }
     body.push('}');
     Executed { body, root_fields }
+}
+
+/// Renders one root field into `out`; an `Err` becomes `null` plus an `errors` entry.
+fn run_root(access: &mut Access<'_>, plan: &RootPlan, out: &mut String) -> Result<(), GqlError> {
+    match plan {
+        RootPlan::Typename { type_name, .. } => {
+            push_json_string(type_name, out);
+            Ok(())
+        }
+        RootPlan::Items { key, entity, filter, window, selection } => {
+            render_items(access.store(), entity, filter, window, selection, out)
+                .map_err(|()| GqlError::invalid_cursor(key))
+        }
+        RootPlan::Deltas { key, entity, window, selection } => {
+            render_deltas(access.store(), entity, window, selection, out).map_err(|()| GqlError::invalid_cursor(key))
+        }
+        RootPlan::Webhook { db_id, selection, .. } => {
+            match db_id.and_then(|id| access.store().webhooks.get(id)) {
+                Some(hook) => render_webhook(hook, selection, out),
+                None => out.push_str("null"),
+            }
+            Ok(())
+        }
+        RootPlan::Webhooks { key, window, selection } => {
+            let window = decode_window::<i64>(window, "w:").map_err(|()| GqlError::invalid_cursor(key))?;
+            let store = access.store();
+            let all: Vec<&Webhook> =
+                store.webhooks.iter().filter(|h| window.after.is_none_or(|a| h.db_id > a)).collect();
+            let first = window.first.unwrap_or(all.len());
+            let has_next_page = all.len() > first;
+            let page: Vec<&Webhook> = all.into_iter().take(first).collect();
+            render_webhook_connection(&page, selection, has_next_page, window.after.is_some(), out);
+            Ok(())
+        }
+        RootPlan::AddWebhooks { key, inputs, selection } => {
+            let Access::Write(store) = access else {
+                return Err(GqlError::field(key, "addWebhooks is a mutation.", None));
+            };
+            let ids = store.add_webhooks(inputs).map_err(|message| GqlError::field(key, message, None))?;
+            let added: Vec<&Webhook> = ids.iter().filter_map(|&id| store.webhooks.get(id)).collect();
+            render_webhook_connection(&added, selection, false, false, out);
+            Ok(())
+        }
+        RootPlan::RemoveWebhooks { key, db_ids, selection } => {
+            let Access::Write(store) = access else {
+                return Err(GqlError::field(key, "removeWebhooks is a mutation.", None));
+            };
+            let removed = db_ids.iter().filter(|&&id| store.webhooks.remove(id)).count();
+            out.push('{');
+            for (i, (field_key, field)) in selection.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_json_string(field_key, out);
+                out.push(':');
+                match field {
+                    RemovedField::NumAffected => out.push_str(&removed.to_string()),
+                    RemovedField::Typename => push_json_string("RemoveWebhooksResult", out),
+                }
+            }
+            out.push('}');
+            Ok(())
+        }
+    }
+}
+
+fn render_webhook_connection(
+    hooks: &[&Webhook],
+    selection: &[(String, WebhookConnField)],
+    has_next_page: bool,
+    has_previous_page: bool,
+    out: &mut String,
+) {
+    out.push('{');
+    for (i, (key, field)) in selection.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(key, out);
+        out.push(':');
+        match field {
+            WebhookConnField::Typename(name) => push_json_string(name, out),
+            WebhookConnField::PageInfo(fields) => render_page_info(fields, has_next_page, has_previous_page, out),
+            WebhookConnField::Edges(edge_selection) => {
+                out.push('[');
+                for (j, hook) in hooks.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    out.push('{');
+                    for (k, (edge_key, edge_field)) in edge_selection.iter().enumerate() {
+                        if k > 0 {
+                            out.push(',');
+                        }
+                        push_json_string(edge_key, out);
+                        out.push(':');
+                        match edge_field {
+                            WebhookEdgeField::Cursor => {
+                                push_json_string(&BASE64.encode(format!("w:{}", hook.db_id)), out)
+                            }
+                            WebhookEdgeField::Typename(name) => push_json_string(name, out),
+                            WebhookEdgeField::Node(fields) => render_webhook(hook, fields, out),
+                        }
+                    }
+                    out.push('}');
+                }
+                out.push(']');
+            }
+        }
+    }
+    out.push('}');
+}
+
+/// A webhook node. `dbId` is an `Int64String` (a JSON string: Xledger's sample removes webhooks
+/// with `$dbId: Int64String!`); post times are Central European wall-clock `DateTimeString`s.
+fn render_webhook(hook: &Webhook, selection: &[(String, WebhookField)], out: &mut String) {
+    let push_time = |time: Option<chrono::DateTime<chrono::Utc>>, out: &mut String| match time {
+        Some(time) => push_json_string(
+            &xledger_model::time::utc_to_oslo_wall_clock(time).format("%Y-%m-%dT%H:%M:%S").to_string(),
+            out,
+        ),
+        None => out.push_str("null"),
+    };
+    out.push('{');
+    for (i, (key, field)) in selection.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(key, out);
+        out.push(':');
+        match field {
+            WebhookField::DbId => push_json_string(&hook.db_id.to_string(), out),
+            WebhookField::Description => match &hook.description {
+                Some(description) => push_json_string(description, out),
+                None => out.push_str("null"),
+            },
+            WebhookField::Url => push_json_string(&hook.url, out),
+            WebhookField::SerializedPayload => push_json_string(&hook.serialized_payload, out),
+            WebhookField::LastSuccessfulPost => push_time(hook.last_successful_post, out),
+            WebhookField::LastFailedPost => push_time(hook.last_failed_post, out),
+            WebhookField::Typename => push_json_string("Webhook", out),
+            WebhookField::State(fields) => {
+                out.push('{');
+                for (j, (state_key, state_field)) in fields.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    push_json_string(state_key, out);
+                    out.push(':');
+                    match state_field {
+                        StateField::Code => push_json_string(hook.state.code(), out),
+                        StateField::Typename => push_json_string("WebhookState", out),
+                    }
+                }
+                out.push('}');
+            }
+        }
+    }
+    out.push('}');
+}
+
+/// Parses a webhook's `serializedPayload`: a JSON request `{"query": "subscription { … }"}` (how
+/// Xledger's sample registers one) or the bare subscription document. It must select exactly one
+/// root field `<itemsField>Mutated` of a served entity (`projectsMutated`, …) with
+/// `edges { syncVersion node { … } }`; the node selection is checked like an items query's.
+pub(crate) fn plan_subscription(store: &Store, payload: &str) -> Result<Subscription, String> {
+    let first_message = |errors: Vec<GqlError>| errors.into_iter().next().map(|e| e.message).unwrap_or_default();
+    let (query, variables) = match serde_json::from_str::<Json>(payload) {
+        Ok(Json::Object(request)) => {
+            let query = request
+                .get("query")
+                .and_then(Json::as_str)
+                .ok_or("serializedPayload is a JSON object without a \"query\" string")?;
+            (query.to_owned(), request.get("variables").cloned())
+        }
+        _ => (payload.to_owned(), None),
+    };
+    let document = parse_document(&query).map_err(first_message)?;
+    let operation = pick_operation(&document, None).map_err(|e| e.message)?;
+    if operation.kind != OperationKind::Subscription {
+        return Err("serializedPayload must hold a subscription operation".to_owned());
+    }
+    let context = context_for(&document, operation.variables, variables.as_ref(), 0).map_err(first_message)?;
+    let groups =
+        collect(&context, std::slice::from_ref(&operation.selection), Some("Subscription")).map_err(|e| e.message)?;
+    let [group] = groups.as_slice() else {
+        return Err("a subscription selects exactly one root field".to_owned());
+    };
+    let table = store.tables.values().find(|t| group.name.strip_suffix("Mutated") == Some(t.spec.items_field));
+    let Some(table) = table else {
+        let known = store.tables.values().map(|t| format!("{}Mutated", t.spec.items_field)).collect::<Vec<_>>();
+        return Err(format!("Cannot subscribe to \"{}\": this simulator offers {}.", group.name, known.join(", ")));
+    };
+    root_arguments(&context, group, "Subscription", &[]).map_err(|e| e.message)?;
+    let node_type = table.spec.node_type;
+    let connection_type = format!("{node_type}MutatedConnection");
+    let edge_type = format!("{node_type}MutatedEdge");
+    needs_selection(group, &connection_type).map_err(|e| e.message)?;
+    let mut connection = Vec::new();
+    for child in sub_groups(&context, group, Some(&connection_type)).map_err(|e| e.message)? {
+        let field = match child.name {
+            "__typename" => SubscriptionField::Typename(connection_type.clone()),
+            "edges" => {
+                needs_selection(&child, &edge_type).map_err(|e| e.message)?;
+                let mut edge = Vec::new();
+                for grandchild in sub_groups(&context, &child, Some(&edge_type)).map_err(|e| e.message)? {
+                    let field = match grandchild.name {
+                        "syncVersion" => {
+                            is_leaf_selection(&grandchild, "String", &edge_type).map_err(|e| e.message)?;
+                            MutatedEdgeField::SyncVersion
+                        }
+                        "__typename" => MutatedEdgeField::Typename(edge_type.clone()),
+                        "node" => {
+                            needs_selection(&grandchild, node_type).map_err(|e| e.message)?;
+                            let fields =
+                                plan_node(&context, &grandchild, &table.tree, node_type).map_err(|e| e.message)?;
+                            MutatedEdgeField::Node(fields)
+                        }
+                        _ => return Err(cannot_query(&grandchild, &edge_type).message),
+                    };
+                    edge.push((grandchild.key.to_owned(), field));
+                }
+                SubscriptionField::Edges(edge)
+            }
+            _ => return Err(cannot_query(&child, &connection_type).message),
+        };
+        connection.push((child.key.to_owned(), field));
+    }
+    Ok(Subscription { entity: table.spec.name, field: group.name.to_owned(), key: group.key.to_owned(), connection })
 }
 
 /// Appends the quoted cursor of an items row; `scratch` is reused across rows of a page.
@@ -970,6 +1650,26 @@ fn render_items(
                     EdgeField::Typename(name) => push_json_string(name, out),
                     EdgeField::Node(NodeSelection::Full) => out.push_str(&row.node),
                     EdgeField::Node(NodeSelection::Fields(fields)) => project_node(&row.node, fields, out),
+                    EdgeField::Node(NodeSelection::Identity { fields, .. }) if !row.identity_exact => {
+                        project_node(&row.node, fields, out)
+                    }
+                    EdgeField::Node(NodeSelection::Identity { fast, .. }) => {
+                        out.push('{');
+                        for (k, (key, field)) in fast.iter().enumerate() {
+                            if k > 0 {
+                                out.push(',');
+                            }
+                            push_json_string(key, out);
+                            out.push(':');
+                            match *field {
+                                IdentityField::DbId(json) => push_integer(*db_id, json, out),
+                                IdentityField::CreatedAt => push_wall_clock(row.created, out),
+                                IdentityField::ModifiedAt => push_wall_clock(row.modified, out),
+                                IdentityField::Typename(name) => push_json_string(name, out),
+                            }
+                        }
+                        out.push('}');
+                    }
                     // Planned for change feeds only.
                     EdgeField::Node(NodeSelection::Delta(_)) => out.push_str("null"),
                 }
@@ -1064,24 +1764,29 @@ fn render_connection(
         match field {
             ConnField::Typename(name) => push_json_string(name, out),
             ConnField::Edges(edge_selection) => edges(edge_selection, out),
-            ConnField::PageInfo(fields) => {
-                out.push('{');
-                for (j, (key, field)) in fields.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
-                    }
-                    push_json_string(key, out);
-                    out.push(':');
-                    match field {
-                        PageInfoField::HasNextPage => out.push_str(if has_next_page { "true" } else { "false" }),
-                        PageInfoField::HasPreviousPage => {
-                            out.push_str(if has_previous_page { "true" } else { "false" })
-                        }
-                        PageInfoField::Typename => push_json_string("PageInfo", out),
-                    }
-                }
-                out.push('}');
-            }
+            ConnField::PageInfo(fields) => render_page_info(fields, has_next_page, has_previous_page, out),
+        }
+    }
+    out.push('}');
+}
+
+fn render_page_info(
+    fields: &[(String, PageInfoField)],
+    has_next_page: bool,
+    has_previous_page: bool,
+    out: &mut String,
+) {
+    out.push('{');
+    for (j, (key, field)) in fields.iter().enumerate() {
+        if j > 0 {
+            out.push(',');
+        }
+        push_json_string(key, out);
+        out.push(':');
+        match field {
+            PageInfoField::HasNextPage => out.push_str(if has_next_page { "true" } else { "false" }),
+            PageInfoField::HasPreviousPage => out.push_str(if has_previous_page { "true" } else { "false" }),
+            PageInfoField::Typename => push_json_string("PageInfo", out),
         }
     }
     out.push('}');
@@ -1090,8 +1795,19 @@ fn render_connection(
 /// Writes the selected fields of a pre-rendered node, copying leaf values byte for byte.
 pub(crate) fn project_node(node: &str, fields: &[(String, NodeField)], out: &mut String) {
     // Stored nodes are JSON objects rendered by this crate, so parsing cannot fail; a field the
-    // node lacks (not possible for a validated selection) is written as null.
-    let map: HashMap<String, &RawValue> = serde_json::from_str(node).unwrap_or_default();
+    // node lacks (not possible for a validated selection) is written as null. Field names are
+    // plain identifiers, so they borrow from the node (no allocation per key); an escaped key
+    // (only `corrupt` could write one) takes the owned path.
+    match serde_json::from_str::<HashMap<&str, &RawValue>>(node) {
+        Ok(map) => project_fields(|name| map.get(name).copied(), fields, out),
+        Err(_) => {
+            let map: HashMap<String, &RawValue> = serde_json::from_str(node).unwrap_or_default();
+            project_fields(|name| map.get(name).copied(), fields, out);
+        }
+    }
+}
+
+fn project_fields<'n>(lookup: impl Fn(&str) -> Option<&'n RawValue>, fields: &[(String, NodeField)], out: &mut String) {
     out.push('{');
     for (i, (key, field)) in fields.iter().enumerate() {
         if i > 0 {
@@ -1101,8 +1817,8 @@ pub(crate) fn project_node(node: &str, fields: &[(String, NodeField)], out: &mut
         out.push(':');
         match field {
             NodeField::Typename(name) => push_json_string(name, out),
-            NodeField::Leaf(name) => out.push_str(map.get(*name).map_or("null", |raw| raw.get())),
-            NodeField::Object(name, inner) => match map.get(*name) {
+            NodeField::Leaf(name) => out.push_str(lookup(name).map_or("null", |raw| raw.get())),
+            NodeField::Object(name, inner) => match lookup(name) {
                 Some(raw) if raw.get() != "null" => project_node(raw.get(), inner, out),
                 _ => out.push_str("null"),
             },
@@ -1132,6 +1848,32 @@ mod tests {
     }
 
     #[test]
+    fn identity_scans_render_exactly_what_projection_renders() {
+        let store = Store::generate(&SimConfig { rows: 300, ..SimConfig::default() }).unwrap();
+        for table in store.tables.values() {
+            let names = ["__typename", "modifiedAt", "dbId", "createdAt"];
+            let fields: Vec<(String, NodeField)> = names
+                .iter()
+                .filter_map(|&name| match (name, table.tree.get(name)) {
+                    ("__typename", _) => Some(("t".to_owned(), NodeField::Typename(table.spec.node_type))),
+                    (_, Some(TreeNode::Leaf(column))) => Some((name.to_owned(), NodeField::Leaf(column.name))),
+                    _ => None,
+                })
+                .collect();
+            let fast = identity_selection(&fields, &table.tree).expect("only identity fields");
+            let window = Window { first: Some(10_000), last: None, after: None, before: None };
+            let selection = |node| vec![("edges".to_owned(), ConnField::Edges(vec![("node".to_owned(), node)]))];
+            let mut projected = String::new();
+            let mut rendered = String::new();
+            let plain = selection(EdgeField::Node(NodeSelection::Fields(fields.clone())));
+            let identity = selection(EdgeField::Node(NodeSelection::Identity { fast, fields }));
+            render_items(&store, table.spec.name, &RowFilter::default(), &window, &plain, &mut projected).unwrap();
+            render_items(&store, table.spec.name, &RowFilter::default(), &window, &identity, &mut rendered).unwrap();
+            assert_eq!(rendered, projected, "{}", table.spec.name);
+        }
+    }
+
+    #[test]
     fn registry_documents_select_the_full_node_and_take_the_fast_path() {
         let store = Store::generate(&SimConfig { rows: 1, ..SimConfig::default() }).unwrap();
         for spec in xledger_model::entities() {
@@ -1140,7 +1882,10 @@ mod tests {
                 variables: Some(serde_json::json!({ "first": 1 })),
                 operation_name: None,
             };
-            let plans = plan(&store, &request, 10_000).unwrap();
+            let document = parse_document(&request.query).unwrap();
+            let operation = pick_operation(&document, None).unwrap();
+            let context = context_for(&document, operation.variables, request.variables.as_ref(), 10_000).unwrap();
+            let plans = plan(&store, &context, &operation).unwrap();
             let RootPlan::Items { selection, .. } = &plans[0] else { panic!("an items plan for {}", spec.name) };
             let ConnField::Edges(edge) = &selection[0].1 else { panic!("edges first for {}", spec.name) };
             assert!(matches!(edge[1].1, EdgeField::Node(NodeSelection::Full)), "{}", spec.name);

@@ -8,14 +8,17 @@ use std::ops::Bound;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
+use xledger_model::EntitySpec;
 use xledger_model::page::MutationType;
 use xledger_model::time::utc_to_oslo_wall_clock;
-use xledger_model::{EntitySpec, entities};
 
 use crate::config::{DataProfile, SimConfig};
 use crate::error::SimError;
-use crate::generate::{FieldTree, RowIdentity, first_added_db_id, initial_db_id, render_node};
-use crate::rng::{SimRng, stable_hash};
+use crate::generate::{
+    FieldTree, NullRates, RowIdentity, first_added_db_id, initial_db_id, initial_times, render_node,
+};
+use crate::rng::SimRng;
+use crate::webhooks::{QueuedDelivery, WebhookRegistry};
 
 /// One current row: its timestamps (Central European wall clock, as Xledger keeps them) and its
 /// node rendered with every registry column.
@@ -25,6 +28,10 @@ pub(crate) struct Row {
     pub(crate) modified: NaiveDateTime,
     pub(crate) version: u32,
     pub(crate) node: Box<str>,
+    /// True while the node's top-level `dbId`, `createdAt` and `modifiedAt` are exactly what
+    /// this row's key and times render to (only `corrupt` breaks that): then a scan selecting
+    /// just those is rendered from the row without reading the node.
+    pub(crate) identity_exact: bool,
 }
 
 /// One change-feed entry.
@@ -77,32 +84,34 @@ pub(crate) struct Store {
     retention: Duration,
     now: DateTime<Utc>,
     last_seq: u64,
+    /// Every mutation (silent ones aside) takes the next one: webhook edges' `syncVersion`.
+    last_sync_version: u64,
     pub(crate) tables: BTreeMap<&'static str, Table>,
+    pub(crate) webhooks: WebhookRegistry,
+    outbox: Vec<QueuedDelivery>,
 }
 
 impl Store {
     /// Generates every entity's initial rows (slow for millions of rows: call off the runtime).
     /// The change feeds start empty: the initial rows were last modified before the retention window.
     pub(crate) fn generate(config: &SimConfig) -> Result<Store, SimError> {
+        check_entities(&config.entities)?;
         for name in config.rows_per_entity.keys() {
-            if xledger_model::entity(name).is_none() {
-                return Err(SimError::UnknownEntity { entity: name.clone() });
+            if !config.entities.iter().any(|spec| spec.name == name) {
+                return Err(SimError::UnknownEntity { entity: name.clone(), known: names_of(&config.entities) });
             }
         }
         let retention = Duration::from_std(config.retention)
             .map_err(|_| SimError::InvalidConfig { reason: "retention is too long".into() })?;
         let values = Values { seed: config.seed, data: config.data };
         let mut tables = BTreeMap::new();
-        for spec in entities() {
+        for &spec in &config.entities {
             let count = config.rows_per_entity.get(spec.name).copied().unwrap_or(config.rows);
             let tree = FieldTree::from_columns(spec.columns);
             let mut rows = BTreeMap::new();
             for index in 0..count {
                 let db_id = initial_db_id(spec.db_id_kind, index);
-                let mut times = SimRng::from_parts(&[config.seed, stable_hash(spec.name), db_id as u64, u64::MAX]);
-                let modified =
-                    config.start_time - Duration::days(4) - Duration::seconds(times.between(0, 361 * 86_400));
-                let created = modified - Duration::seconds(times.between(0, 730 * 86_400));
+                let (created, modified) = initial_times(config.seed, spec.name, db_id, config.start_time);
                 let row = new_row(&tree, values, spec.name, db_id, 0, created, modified);
                 rows.insert(db_id, row);
             }
@@ -116,7 +125,16 @@ impl Store {
             };
             tables.insert(spec.name, table);
         }
-        Ok(Store { values, retention, now: config.start_time, last_seq: 0, tables })
+        Ok(Store {
+            values,
+            retention,
+            now: config.start_time,
+            last_seq: 0,
+            last_sync_version: 0,
+            tables,
+            webhooks: WebhookRegistry::new(config.webhooks.deliver_deletions),
+            outbox: Vec::new(),
+        })
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -151,6 +169,13 @@ impl Store {
     }
 
     pub(crate) fn add(&mut self, entity: &str) -> Result<i64, SimError> {
+        let db_id = self.silent_add(entity)?;
+        self.log(entity, db_id, MutationType::Added);
+        Ok(db_id)
+    }
+
+    /// Adds a row with `createdAt` = `modifiedAt` = now, without a feed entry or a delivery.
+    pub(crate) fn silent_add(&mut self, entity: &str) -> Result<i64, SimError> {
         let values = self.values;
         let now = self.now;
         let table = self.table_mut(entity)?;
@@ -159,20 +184,32 @@ impl Store {
         let wall_clock = utc_to_oslo_wall_clock(now);
         let row = new_row(&table.tree, values, table.spec.name, db_id, 0, wall_clock, wall_clock);
         table.rows.insert(db_id, row);
-        self.log(entity, db_id, MutationType::Added);
         Ok(db_id)
     }
 
     /// Gives the row new values (nested objects included) and a new `modifiedAt`.
     pub(crate) fn update(&mut self, entity: &str, db_id: i64) -> bool {
+        let updated = self.silent_update(entity, db_id, ModifiedAt::Now);
+        if updated {
+            self.log(entity, db_id, MutationType::Updated);
+        }
+        updated
+    }
+
+    /// Gives the row new values without a feed entry or a delivery; `modified` says whether
+    /// `modifiedAt` moves to now or keeps its value.
+    pub(crate) fn silent_update(&mut self, entity: &str, db_id: i64, modified: ModifiedAt) -> bool {
         let values = self.values;
         let wall_clock = utc_to_oslo_wall_clock(self.now);
         let Ok(table) = self.table_mut(entity) else { return false };
         let spec_name = table.spec.name;
         let Some(old) = table.rows.get(&db_id) else { return false };
-        let row = new_row(&table.tree, values, spec_name, db_id, old.version + 1, old.created, wall_clock);
+        let modified = match modified {
+            ModifiedAt::Now => wall_clock,
+            ModifiedAt::Keep => old.modified,
+        };
+        let row = new_row(&table.tree, values, spec_name, db_id, old.version + 1, old.created, modified);
         table.rows.insert(db_id, row);
-        self.log(entity, db_id, MutationType::Updated);
         true
     }
 
@@ -194,27 +231,38 @@ impl Store {
         }
         *target = value;
         row.node = node.to_string().into_boxed_str();
+        if matches!(path, "dbId" | "createdAt" | "modifiedAt") {
+            row.identity_exact = false;
+        }
         Ok(true)
     }
 
     pub(crate) fn delete(&mut self, entity: &str, db_id: i64) -> bool {
-        let Ok(table) = self.table_mut(entity) else { return false };
-        if table.rows.remove(&db_id).is_none() {
-            return false;
+        let deleted = self.silent_delete(entity, db_id);
+        if deleted {
+            self.log(entity, db_id, MutationType::Deleted);
         }
-        self.log(entity, db_id, MutationType::Deleted);
-        true
+        deleted
     }
 
+    /// Removes a row without a feed entry or a delivery.
+    pub(crate) fn silent_delete(&mut self, entity: &str, db_id: i64) -> bool {
+        let Ok(table) = self.table_mut(entity) else { return false };
+        table.rows.remove(&db_id).is_some()
+    }
+
+    /// Records a mutation: a feed entry (entities with a change feed) and a delivery for every
+    /// webhook subscribed to the entity that is running or recovering.
     fn log(&mut self, entity: &str, db_id: i64, mutation: MutationType) {
         let seq = self.last_seq + 1;
         let at = self.now;
-        if let Some(table) = self.tables.get_mut(entity)
-            && table.spec.has_change_feed()
-        {
+        self.last_sync_version += 1;
+        let Some(table) = self.tables.get_mut(entity) else { return };
+        if table.spec.has_change_feed() {
             self.last_seq = seq;
             table.log.push_back(DeltaEntry { seq, db_id, mutation, at });
         }
+        self.webhooks.deliveries_for(table, db_id, mutation, self.last_sync_version, &mut self.outbox);
     }
 
     /// Adds, updates and deletes spread over every entity; about half of the updates and deletes
@@ -283,12 +331,59 @@ impl Store {
     }
 
     pub(crate) fn table(&self, entity: &str) -> Result<&Table, SimError> {
-        self.tables.get(entity).ok_or_else(|| SimError::UnknownEntity { entity: entity.to_owned() })
+        self.tables.get(entity).ok_or_else(|| self.unknown_entity(entity))
     }
 
     fn table_mut(&mut self, entity: &str) -> Result<&mut Table, SimError> {
-        self.tables.get_mut(entity).ok_or_else(|| SimError::UnknownEntity { entity: entity.to_owned() })
+        let error = self.unknown_entity(entity);
+        self.tables.get_mut(entity).ok_or(error)
     }
+
+    fn unknown_entity(&self, entity: &str) -> SimError {
+        let known = self.tables.keys().copied().collect::<Vec<_>>().join(", ");
+        SimError::UnknownEntity { entity: entity.to_owned(), known }
+    }
+
+    /// Deliveries rendered by mutations since the last call, in mutation order.
+    pub(crate) fn take_outbox(&mut self) -> Vec<QueuedDelivery> {
+        std::mem::take(&mut self.outbox)
+    }
+}
+
+/// Whether a silent update moves `modifiedAt` (visible to a `dbId + modifiedAt` scan) or keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ModifiedAt {
+    Now,
+    Keep,
+}
+
+/// Root fields the simulator answers itself: no entity may use these names.
+const RESERVED_ROOT_FIELDS: &[&str] = &["__typename", "webhook", "webhooks", "addWebhooks", "removeWebhooks"];
+
+/// Refuses a set of specs the simulator cannot serve unambiguously.
+fn check_entities(specs: &[&'static EntitySpec]) -> Result<(), SimError> {
+    let invalid = |reason: String| Err(SimError::InvalidConfig { reason });
+    let mut names = BTreeSet::new();
+    let mut root_fields = BTreeSet::new();
+    for spec in specs {
+        if !names.insert(spec.name) {
+            return invalid(format!("entity {:?} is served twice", spec.name));
+        }
+        if !spec.columns.iter().any(|c| c.path == ["dbId"]) {
+            return invalid(format!("entity {:?} has no top-level dbId column", spec.name));
+        }
+        let fields = std::iter::once(spec.items_field).chain(spec.change_feed.map(|feed| feed.field));
+        for field in fields {
+            if RESERVED_ROOT_FIELDS.contains(&field) || !root_fields.insert(field) {
+                return invalid(format!("root field {field:?} of entity {:?} is already taken", spec.name));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn names_of(specs: &[&'static EntitySpec]) -> String {
+    specs.iter().map(|spec| spec.name).collect::<Vec<_>>().join(", ")
 }
 
 /// What every generated value is a function of, besides the row: the seed and the profile.
@@ -309,8 +404,11 @@ fn new_row(
 ) -> Row {
     let created = created.into_wall_clock();
     let modified = modified.into_wall_clock();
-    let node = render_node(tree, RowIdentity { seed, entity, db_id, version, created, modified, data });
-    Row { created, modified, version, node: node.into_boxed_str() }
+    let node = render_node(
+        tree,
+        RowIdentity { seed, entity, db_id, version, created, modified, data, nulls: NullRates::SIMULATOR },
+    );
+    Row { created, modified, version, node: node.into_boxed_str(), identity_exact: true }
 }
 
 trait IntoWallClock {
