@@ -64,12 +64,20 @@ pub struct WriterOptions {
     pub upload_chunk_bytes: usize,
 }
 
+impl WriterOptions {
+    /// Rows per row group: with one page, the writer's memory bound.
+    pub const DEFAULT_ROW_GROUP_ROWS: usize = 65_536;
+    /// Rows per full-load part: a part's memory grows a little while it is written, so parts stay
+    /// moderate and a long load checkpoints often.
+    pub const DEFAULT_PART_ROWS: u64 = 250_000;
+}
+
 impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
             compression: Compression::default(),
-            row_group_rows: 128 * 1024,
-            part_rows: 2_000_000,
+            row_group_rows: Self::DEFAULT_ROW_GROUP_ROWS,
+            part_rows: Self::DEFAULT_PART_ROWS,
             upload_chunk_bytes: 8 * 1024 * 1024,
         }
     }

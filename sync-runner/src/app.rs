@@ -1,6 +1,5 @@
 //! Turning validated settings into an engine, and the commands that use it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,14 +10,11 @@ use tokio::time::Instant;
 use xledger_client::{ApiKey, ClientConfig, XledgerClient};
 use xledger_model::{EntitySpec, entities, entity};
 
-use crate::cli::{CompressionArg, GlobalArgs};
-use crate::engine::{Engine, EngineConfig, PassReport, PassRequest, StopReason, StopSignal};
-use crate::progress::Progress;
+use sync_engine::{Engine, PassReport, PassRequest, Settings, StopReason, StopSignal};
 
-/// A configuration error: one line on stderr and exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+use crate::cli::{CompressionArg, GlobalArgs};
+pub use crate::error::ConfigError;
+use crate::progress::Progress;
 
 /// The entities named on the command line (all when none), or an error naming the unknown one.
 pub fn select_entities(names: &[String]) -> Result<Vec<&'static EntitySpec>, ConfigError> {
@@ -29,7 +25,7 @@ pub fn select_entities(names: &[String]) -> Result<Vec<&'static EntitySpec>, Con
     for name in names {
         let spec = entity(name).ok_or_else(|| {
             let known: Vec<&str> = entities().iter().map(|e| e.name).collect();
-            ConfigError(format!("unknown entity `{name}` (known: {})", known.join(", ")))
+            ConfigError::Invalid(format!("unknown entity `{name}` (known: {})", known.join(", ")))
         })?;
         if !out.iter().any(|e| e.name == spec.name) {
             out.push(spec);
@@ -42,12 +38,12 @@ pub fn select_entities(names: &[String]) -> Result<Vec<&'static EntitySpec>, Con
 pub fn api_key(global: &GlobalArgs) -> Result<ApiKey, ConfigError> {
     let key = global.api_key.as_deref().map(str::trim).unwrap_or_default();
     if key.is_empty() {
-        return Err(ConfigError(
+        return Err(ConfigError::Invalid(
             "XLEDGER_API_KEY is not set: set it (or --api-key) to an Xledger API key; try `xledger-sync demo` to run without one".into(),
         ));
     }
     if key.starts_with("@Microsoft.KeyVault(") {
-        return Err(ConfigError(
+        return Err(ConfigError::Invalid(
             "XLEDGER_API_KEY holds an unresolved Key Vault reference: the Function App cannot read the secret (check its managed identity has Key Vault Secrets User on the vault, and the reference's SecretUri)".into(),
         ));
     }
@@ -61,13 +57,13 @@ pub fn client(
     deadline: Option<Instant>,
 ) -> anyhow::Result<XledgerClient> {
     let url = url::Url::parse(endpoint)
-        .map_err(|e| ConfigError(format!("XLEDGER_ENDPOINT `{endpoint}` is not a URL: {e}")))?;
+        .map_err(|e| ConfigError::Invalid(format!("XLEDGER_ENDPOINT `{endpoint}` is not a URL: {e}")))?;
     let mut config = ClientConfig::new(url, key);
     config.request_timeout = global.request_timeout;
     config.max_in_flight = global.max_in_flight as usize;
     config.retry.max_credit_wait = global.max_credit_wait;
     config.deadline = deadline;
-    XledgerClient::new(config).map_err(|e| anyhow::Error::new(ConfigError(e.to_string())))
+    XledgerClient::new(config).map_err(|e| anyhow::Error::new(ConfigError::Invalid(e.to_string())))
 }
 
 pub async fn lake(global: &GlobalArgs) -> anyhow::Result<Lake> {
@@ -80,28 +76,14 @@ pub async fn state(global: &GlobalArgs) -> anyhow::Result<Arc<dyn StateStore>> {
     let options = StoreOptions {
         key_prefix: global.state_prefix.clone(),
         label: global.state_label.clone(),
-        legacy_aliases: legacy_aliases(),
+        legacy_aliases: sync_engine::legacy_key_aliases(),
         ..StoreOptions::default()
     };
     sync_state::open_store(&global.state, options).await.context("opening the sync state store")
 }
 
-/// Names the old app may have used for an entity's App Configuration keys: the entity and the
-/// singular of its feed (`timesheet_deltas` → `timesheet`).
-fn legacy_aliases() -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    for e in entities() {
-        if let Some(feed) = e.change_feed.map(|feed| feed.field) {
-            let singular = feed.trim_end_matches("_deltas");
-            if singular != e.name {
-                out.insert(e.name.to_string(), vec![singular.to_string()]);
-            }
-        }
-    }
-    out
-}
-
-pub fn engine_config(global: &GlobalArgs) -> EngineConfig {
+/// The engine's settings from the command line's.
+pub fn settings(global: &GlobalArgs) -> Settings {
     let compression = match global.compression {
         CompressionArg::Zstd => Compression::default(),
         CompressionArg::Snappy => Compression::Snappy,
@@ -113,7 +95,7 @@ pub fn engine_config(global: &GlobalArgs) -> EngineConfig {
         part_rows: global.part_rows,
         ..WriterOptions::default()
     };
-    EngineConfig {
+    Settings {
         page_size: global.page_size as usize,
         db_id_chunk_size: global.db_id_chunk_size as usize,
         writer,
@@ -121,7 +103,6 @@ pub fn engine_config(global: &GlobalArgs) -> EngineConfig {
         delta_retention: global.delta_retention,
         lease_wait: global.lease_wait,
         lease_ttl: global.lease_ttl,
-        holder: sync_state::LeaseHolder::current(),
         max_changes_per_file: global.max_changes_per_file as usize,
     }
 }
@@ -137,7 +118,7 @@ pub async fn engine(
     let client = client(global, endpoint, key, deadline)?;
     let lake = lake(global).await?;
     let state = state(global).await?;
-    Ok(Engine::new(client, lake, state, engine_config(global), progress))
+    Ok(Engine::new(client, lake, state, settings(global)).with_observer(Arc::new(progress)))
 }
 
 /// Runs a pass with signal handling: the first Ctrl-C / SIGTERM stops at the next page boundary.
@@ -276,4 +257,18 @@ pub async fn wipe(global: &GlobalArgs, selected: &[&'static EntitySpec]) -> anyh
         state.delete(e.name).await.with_context(|| format!("{}: deleting state", e.name))?;
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    #[test]
+    fn the_command_lines_defaults_are_the_engines() {
+        let cli = Cli::try_parse_from(["xledger-sync", "status"]).expect("no arguments parse");
+        assert_eq!(settings(&cli.global), Settings::default());
+    }
 }

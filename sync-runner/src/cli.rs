@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use lake_writer::WriterOptions;
 
 /// Keeps an Xledger data lake in sync: typed Parquet files from Xledger's GraphQL API, a full load
 /// first, then small change files from the `<entity>_deltas` feeds.
@@ -26,9 +27,32 @@ pub enum Command {
     /// Delete entities' lake files and their sync state.
     Wipe(WipeArgs),
     /// Try it without a key: a built-in Xledger simulator, a full load, changes, an incremental pass.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Run as an Azure Functions custom handler (listens on FUNCTIONS_CUSTOMHANDLER_PORT).
     Serve,
+}
+
+impl Command {
+    /// `serve` answers the Functions host mid-pass and `demo` runs its simulator in-process.
+    pub fn needs_worker_threads(&self) -> bool {
+        match self {
+            Command::Serve => true,
+            #[cfg(feature = "demo")]
+            Command::Demo(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The commands that move rows, where a terminal gets progress bars.
+    pub fn shows_progress(&self) -> bool {
+        match self {
+            Command::Sync(_) => true,
+            #[cfg(feature = "demo")]
+            Command::Demo(_) => true,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -124,12 +148,11 @@ pub struct GlobalArgs {
     /// dbIds per `dbId_in` request.
     #[arg(long, env = "XLEDGER_DBID_CHUNK_SIZE", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
     pub db_id_chunk_size: u32,
-    /// Rows per full-sync part file. Memory grows a little within a part (docs/performance.md),
-    /// so parts stay moderate: 250 000 rows keep a 1 M-row load within 1.2x the memory of 100 k.
-    #[arg(long, env = "XLEDGER_PART_ROWS", default_value_t = 250_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    /// Rows per full-load part file (each part is a checkpoint of the load).
+    #[arg(long, env = "XLEDGER_PART_ROWS", default_value_t = WriterOptions::DEFAULT_PART_ROWS, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub part_rows: u64,
     /// Rows per Parquet row group.
-    #[arg(long, env = "XLEDGER_ROW_GROUP_ROWS", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    #[arg(long, env = "XLEDGER_ROW_GROUP_ROWS", default_value_t = WriterOptions::DEFAULT_ROW_GROUP_ROWS as u64, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub row_group_rows: u64,
     /// Parquet compression.
     #[arg(long, env = "XLEDGER_COMPRESSION", value_enum, default_value_t = CompressionArg::Zstd, global = true)]

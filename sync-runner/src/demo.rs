@@ -15,8 +15,8 @@ use xledger_sim::{SimConfig, Simulator};
 
 use crate::app;
 use crate::cli::{DemoArgs, GlobalArgs};
-use crate::engine::{PassRequest, PassStatus, StopSignal};
 use crate::progress::Progress;
+use sync_engine::{PassRequest, PassStatus, StopSignal};
 
 /// Runs the demo and returns what to print.
 pub async fn run(global: &GlobalArgs, args: &DemoArgs, progress: Progress) -> anyhow::Result<String> {
@@ -37,7 +37,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs, progress: Progress) -> an
     let engine = app::engine(&settings, &settings.endpoint, key, None, progress).await?;
     let _ = writeln!(out, "lake:  {}\nstate: {}\n", engine.lake().describe(), engine.state_store().describe());
 
-    let full = engine.run_pass(PassRequest { entities: all.clone(), full: false }, StopSignal::new(None)).await;
+    let full = engine.run_pass(PassRequest::sync(all.clone()), StopSignal::new(None)).await;
     let _ = writeln!(out, "1. Full load\n{}", full.render_table());
     if full.status() != PassStatus::Completed {
         anyhow::bail!("the demo's full load did not complete:\n{}", full.render_table());
@@ -50,7 +50,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs, progress: Progress) -> an
         changes.added, changes.updated, changes.deleted
     );
 
-    let incremental = engine.run_pass(PassRequest { entities: all, full: false }, StopSignal::new(None)).await;
+    let incremental = engine.run_pass(PassRequest::sync(all), StopSignal::new(None)).await;
     let _ = writeln!(out, "3. Incremental pass\n{}", incremental.render_table());
     if incremental.status() != PassStatus::Completed {
         anyhow::bail!("the demo's incremental pass did not complete:\n{}", incremental.render_table());

@@ -3,14 +3,19 @@
 //! A full load allocates and frees a few buffers of several megabytes per page (the gzip body,
 //! the inflated JSON, Arrow arrays, Parquet pages). With glibc's defaults the heap top is
 //! trimmed back to the kernel whenever more than a few megabytes are free there, and the next
-//! page faults the same memory in again: 45 000–60 000 page faults and 0.1–0.15 s of system time
-//! per million transactions (docs/performance-log.md). [`tune`] keeps freed memory in the heap
+//! page faults the same memory in again, tens of thousands of page faults per million rows.
+//! [`tune`] keeps freed memory in the heap
 //! instead: blocks under 16 MiB come from the heap, and the heap top is trimmed only beyond
 //! 64 MiB free. Peak RSS does not change (the freed memory is reused by the next page); what
 //! changes is that a long-running process (`serve`) keeps its high-water mark between passes
 //! unless [`release`] gives it back, which the service does after every pass.
 //!
 //! Both are no-ops where the allocator is not glibc's.
+//!
+//! `unsafe` is allowed here alone in this crate: `mallopt` and `malloc_trim` are glibc functions
+//! with no safe wrapper in any maintained crate (`libc` only declares them), and the alternative,
+//! replacing the allocator, is a far larger change than two documented calls.
+#![allow(unsafe_code)]
 
 /// Blocks this size and larger are mapped on their own (and unmapped when freed).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::engine::{EntityReport, Mode};
+use sync_engine::{EntityReport, Mode, Observer};
 
-/// A cheap, cloneable progress sink.
+/// Progress bars (or nothing), as the engine's [`Observer`]. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Progress {
     bars: Option<Arc<Bars>>,
@@ -37,7 +37,14 @@ impl Progress {
         self.bars.as_ref().map(|b| b.multi.clone())
     }
 
-    pub fn entity_started(&self, entity: &str, mode: Mode) {
+    fn bar(&self, entity: &str) -> Option<ProgressBar> {
+        let bars = self.bars.as_ref()?;
+        bars.by_entity.lock().ok()?.get(entity).cloned()
+    }
+}
+
+impl Observer for Progress {
+    fn entity_started(&self, entity: &str, mode: Mode) {
         let Some(bars) = &self.bars else { return };
         let Ok(mut map) = bars.by_entity.lock() else { return };
         let bar = map.entry(entity.to_string()).or_insert_with(|| {
@@ -55,26 +62,21 @@ impl Progress {
         bar.set_message(mode.as_str().to_string());
     }
 
-    pub fn rows(&self, entity: &str, rows: u64) {
+    fn rows(&self, entity: &str, rows: u64) {
         if let Some(bar) = self.bar(entity) {
             bar.inc(rows);
         }
     }
 
-    pub fn file_committed(&self, entity: &str, _file: &str) {
+    fn file_committed(&self, entity: &str, _file: &str) {
         if let Some(bar) = self.bar(entity) {
             bar.tick();
         }
     }
 
-    pub fn entity_finished(&self, report: &EntityReport) {
+    fn entity_finished(&self, report: &EntityReport) {
         if let Some(bar) = self.bar(report.entity) {
             bar.finish_with_message(format!("{} — {}", report.mode.as_str(), report.outcome));
         }
-    }
-
-    fn bar(&self, entity: &str) -> Option<ProgressBar> {
-        let bars = self.bars.as_ref()?;
-        bars.by_entity.lock().ok()?.get(entity).cloned()
     }
 }

@@ -6,12 +6,12 @@ use lake_writer::Lake;
 use sync_state::StateStore;
 use xledger_model::EntitySpec;
 
-use crate::app::{self, ConfigError};
+use crate::app;
 use crate::cli::GlobalArgs;
-use crate::engine::{self, Engine, PassReport, StopSignal};
-use crate::progress::Progress;
+use sync_engine::{Engine, PassReport, PassRequest, StopSignal};
+
 use crate::serve::{
-    self, PassOutcome, PassRequest, PassStatus, ServeConfig, ServiceError, ServiceErrorKind, SyncService,
+    self, PassInvocation, PassOutcome, PassStatus, ServeConfig, ServiceError, ServiceErrorKind, SyncService,
 };
 
 /// Implements [`SyncService`] with the real engine: each pass gets a client bound to its deadline;
@@ -38,7 +38,7 @@ impl EngineService {
 
 #[async_trait::async_trait]
 impl SyncService for EngineService {
-    async fn run_pass(&self, request: PassRequest) -> PassOutcome {
+    async fn run_pass(&self, request: PassInvocation) -> PassOutcome {
         let entities = match self.entities(&request.entities) {
             Ok(e) => e,
             Err(err) => {
@@ -69,16 +69,10 @@ impl SyncService for EngineService {
                 };
             }
         };
-        let engine = Engine::new(
-            client,
-            self.lake.clone(),
-            self.state.clone(),
-            app::engine_config(&self.global),
-            Progress::hidden(),
-        );
+        let engine = Engine::new(client, self.lake.clone(), self.state.clone(), app::settings(&self.global));
         let stop = StopSignal::new(Some(request.deadline));
-        tracing::info!(trigger = %request.trigger, full = request.full, "pass starting");
-        let report = engine.run_pass(engine::PassRequest { entities, full: request.full }, stop).await;
+        tracing::info!(trigger = %request.trigger, full_load = ?request.full_load, "pass starting");
+        let report = engine.run_pass(PassRequest { entities, full_load: request.full_load }, stop).await;
         drop(engine);
         // The host keeps this process between timer runs: hand the pass's buffers back.
         crate::memory::release();
@@ -128,12 +122,7 @@ impl SyncService for EngineService {
 }
 
 fn outcome(report: &PassReport) -> PassOutcome {
-    let status = match report.status() {
-        engine::PassStatus::Completed => PassStatus::Completed,
-        engine::PassStatus::Partial => PassStatus::Partial,
-        engine::PassStatus::Deferred => PassStatus::Deferred,
-        engine::PassStatus::LeaseHeld | engine::PassStatus::Failed => PassStatus::Failed,
-    };
+    let status: PassStatus = report.status();
     let summary = report.to_json();
     tracing::info!(event = "pass_summary", summary = %summary, "pass finished: {}", report.status().as_str());
     let total = report.total();
@@ -152,7 +141,7 @@ fn outcome(report: &PassReport) -> PassOutcome {
 
 /// `xledger-sync serve`: reads the host's settings and serves until the host stops us.
 pub async fn serve_command(global: &GlobalArgs) -> anyhow::Result<()> {
-    let config = ServeConfig::from_env_and_host_json().map_err(|e| anyhow::Error::new(ConfigError(e.to_string())))?;
+    let config = ServeConfig::from_env_and_host_json()?;
     let service = EngineService::new(global.clone()).await?;
     serve::serve(Arc::new(service), config).await
 }

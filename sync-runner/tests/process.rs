@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{TestEnv, XorShift};
+use common::TestEnv;
 use tokio::process::Command;
 use xledger_model::entities;
+use xledger_sim::SimRng;
 
 fn command(env: &TestEnv, extra_env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xledger-sync"));
@@ -80,7 +81,7 @@ async fn run_and_kill(env: &TestEnv, extra_env: &[(&str, &str)], after: Duration
 async fn sigkill_at_random_points_loses_and_repeats_nothing() {
     let env = TestEnv::new(2_500, 21).await;
     env.sim.set_faults(common::latency(Duration::from_millis(10)));
-    let mut rng = XorShift(0x5eed_1234_abcd_ef01);
+    let mut rng = SimRng::new(0x5eed_1234_abcd_ef01);
     // A killed run's lease lapses after its TTL (300 ms here); the next run waits that out first.
     let lease_ttl = Duration::from_millis(300);
     let lease = [("XLEDGER_LEASE_TTL", "300ms")];
@@ -91,7 +92,7 @@ async fn sigkill_at_random_points_loses_and_repeats_nothing() {
     let mut previous_killed = false;
     let mut kills = 0;
     let mut attempts = 0;
-    let kill_point = |rng: &mut XorShift, typical: Duration, previous_killed: bool| {
+    let kill_point = |rng: &mut SimRng, typical: Duration, previous_killed: bool| {
         let wait = if previous_killed { lease_ttl } else { Duration::ZERO };
         wait + typical.mul_f64(0.05 + 0.9 * (rng.below(1_000) as f64 / 1_000.0))
     };

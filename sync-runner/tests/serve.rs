@@ -12,8 +12,8 @@ use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use sync_runner::serve::functions::{self, Action, FUNCTIONS, Trigger};
 use sync_runner::serve::{
-    ConfigError, PassOutcome, PassRequest, PassStatus, ServeConfig, ServiceError, ServiceErrorKind, SyncService,
-    parse_function_timeout, router, serve_on,
+    ConfigError, FullLoad, PassInvocation, PassOutcome, PassStatus, ServeConfig, ServiceError, ServiceErrorKind,
+    SyncService, parse_function_timeout, router, serve_on,
 };
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
@@ -25,7 +25,7 @@ use tower::ServiceExt;
 /// What the fake engine was asked to do.
 #[derive(Debug, Clone, PartialEq)]
 enum Call {
-    Pass(PassRequest),
+    Pass(PassInvocation),
     Status,
     Reset(Vec<String>),
     Wipe(Vec<String>),
@@ -77,7 +77,7 @@ fn outcome(status: PassStatus) -> PassOutcome {
 
 #[async_trait::async_trait]
 impl SyncService for FakeEngine {
-    async fn run_pass(&self, request: PassRequest) -> PassOutcome {
+    async fn run_pass(&self, request: PassInvocation) -> PassOutcome {
         let _ = self.calls.send(Call::Pass(request));
         let plan = self.passes.lock().unwrap().pop_front().unwrap_or(PassPlan::Return(PassStatus::Completed));
         match plan {
@@ -290,8 +290,8 @@ async fn timer_object_payload_runs_one_incremental_pass_over_the_timer_entities(
     assert_eq!(answer.body["Logs"], json!(["pass Completed"]));
     let Some(Call::Pass(request)) = calls.recv().await else { panic!("expected a pass") };
     assert_eq!(
-        (request.entities, request.full, request.trigger.as_str()),
-        (vec!["projects".to_string(), "timesheets".to_string()], false, "sync_timer")
+        (request.entities, request.full_load, request.trigger.as_str()),
+        (vec!["projects".to_string(), "timesheets".to_string()], FullLoad::WhenNeeded, "sync_timer")
     );
     assert!(calls.try_recv().is_err(), "exactly one engine call");
 }
@@ -644,8 +644,8 @@ async fn resync_answers_202_and_runs_a_full_pass_of_the_routed_entity_in_the_bac
     assert_eq!(body["entity"], "transactions");
     let Some(Call::Pass(request)) = calls.recv().await else { panic!("expected a pass") };
     assert_eq!(
-        (request.entities, request.full, request.trigger.as_str()),
-        (vec!["transactions".to_string()], true, "sync_resync")
+        (request.entities, request.full_load, request.trigger.as_str()),
+        (vec!["transactions".to_string()], FullLoad::Forced, "sync_resync")
     );
 }
 

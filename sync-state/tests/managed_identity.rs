@@ -1,15 +1,26 @@
 //! The default Entra ID chain on Azure Functions / App Service: the managed identity endpoint
 //! (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`) is asked for a token of the user-assigned identity
 //! named by `AZURE_CLIENT_ID` (the Terraform deploys only a user-assigned one), and that token
-//! reaches App Configuration. Its own test binary: it sets process environment variables.
+//! reaches App Configuration. The store runs in a child process of this test with those variables
+//! set (a process's own environment is not safe to change while threads run); the stand-ins run here.
 
 use sync_state::{StoreOptions, open_store};
 use test_support::app_config as fake;
 use wiremock::matchers::{any, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+const TEST_NAME: &str = "the_managed_identity_token_is_requested_for_the_user_assigned_client_id";
+/// Set in the child: where App Configuration is.
+const CHILD_VAR: &str = "XLEDGER_TEST_MANAGED_IDENTITY_APP_CONFIG";
+
 #[tokio::test]
 async fn the_managed_identity_token_is_requested_for_the_user_assigned_client_id() {
+    if let Ok(app_config) = std::env::var(CHILD_VAR) {
+        let store = open_store(&app_config, StoreOptions::default()).await.expect("store opens");
+        let state = store.get("timesheets").await.expect("App Configuration accepts the managed identity's token");
+        assert!(state.is_none());
+        return;
+    }
     let identity = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/msi/token"))
@@ -29,16 +40,21 @@ async fn the_managed_identity_token_is_requested_for_the_user_assigned_client_id
     let app_config = MockServer::start().await;
     Mock::given(any()).respond_with(fake::FakeAppConfig::entra()).mount(&app_config).await;
 
-    // SAFETY: this test binary has this one test, so no other thread reads the environment.
-    unsafe {
-        std::env::set_var("IDENTITY_ENDPOINT", format!("{}/msi/token", identity.uri()));
-        std::env::set_var("IDENTITY_HEADER", "identity-header-secret");
-        std::env::set_var("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555");
-        std::env::remove_var("AZURE_FEDERATED_TOKEN_FILE");
-    }
-
-    let store = open_store(&app_config.uri(), StoreOptions::default()).await.expect("store opens");
-    let state = store.get("timesheets").await.expect("App Configuration accepts the managed identity's token");
-    assert!(state.is_none());
+    let child = tokio::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", TEST_NAME, "--nocapture"])
+        .env(CHILD_VAR, app_config.uri())
+        .env("IDENTITY_ENDPOINT", format!("{}/msi/token", identity.uri()))
+        .env("IDENTITY_HEADER", "identity-header-secret")
+        .env("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555")
+        .env_remove("AZURE_FEDERATED_TOKEN_FILE")
+        .output()
+        .await
+        .expect("the child test runs");
+    assert!(
+        child.status.success(),
+        "the store in the child failed:\n{}{}",
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    );
     identity.verify().await;
 }

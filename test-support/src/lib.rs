@@ -6,6 +6,9 @@
 //! - [`app_config`]: a stateful Azure App Configuration stand-in on wiremock (key-values with ETags,
 //!   conditional writes, paged lists, HMAC or bearer authentication checked on every request, scripted
 //!   faults), used by `sync-state`'s and `sync-runner`'s tests.
+//! - [`env`]: a simulator with a temporary lake and state, a client with test-sized waits, and the
+//!   check that the lake rebuilds to the simulator's truth (the end-to-end tests of sync-engine and
+//!   sync-runner).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -29,3 +32,4 @@
 //! ```
 
 pub mod app_config;
+pub mod env;

@@ -23,6 +23,11 @@
 //! Both binaries run from `target/release` as separate processes (built first unless
 //! `--no-build`), so the tool's numbers never include the simulator's work. This command never
 //! prints the simulator's API key (generated per run), and tests never assert timings.
+//!
+//! `unsafe` is allowed in this module alone: it measures one child process exactly, with `wait4`
+//! (the child's own CPU time and peak RSS, which `getrusage(RUSAGE_CHILDREN)` would mix with the
+//! simulator's), `kill` and `sysconf`, which `libc` declares and no safe crate in the workspace wraps.
+#![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};

@@ -57,7 +57,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `cargo build --release -p sync-runner --bin xledger-sync`; returns the executable's path.
+/// `cargo build --release -p sync-runner --bin xledger-sync --no-default-features`; returns the
+/// executable's path.
 fn build_release_binary(root: &Path) -> anyhow::Result<PathBuf> {
     if std::env::consts::OS != "linux" || std::env::consts::ARCH != "x86_64" {
         bail!(
@@ -68,10 +69,11 @@ fn build_release_binary(root: &Path) -> anyhow::Result<PathBuf> {
         );
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    eprintln!("xtask: cargo build --release -p sync-runner --bin {EXECUTABLE_NAME}");
+    // Without default features: the `demo` command and its simulator stay out of production.
+    eprintln!("xtask: cargo build --release -p sync-runner --bin {EXECUTABLE_NAME} --no-default-features");
     let status = Command::new(cargo)
         .current_dir(root)
-        .args(["build", "--release", "-p", "sync-runner", "--bin", EXECUTABLE_NAME])
+        .args(["build", "--release", "-p", "sync-runner", "--bin", EXECUTABLE_NAME, "--no-default-features"])
         .status()
         .context("running cargo build")?;
     if !status.success() {

@@ -1,10 +1,12 @@
 //! `cargo xtask test`: the project's one test command (CI's `.ci/run` calls exactly this).
 //!
-//! 1. installs Azurite (npm) and DuckDB (PyPI) into `tools/` if missing;
-//! 2. starts Azurite on a free loopback port;
-//! 3. runs `cargo test --workspace` with `XLEDGER_TEST_AZURITE` (the blob endpoint) and
+//! 1. checks formatting (`cargo fmt --check`) and lints (`cargo clippy --workspace --all-targets
+//!    -- -D warnings`): either failing fails the command before any test runs;
+//! 2. installs Azurite (npm) and DuckDB (PyPI) into `tools/` if missing;
+//! 3. starts Azurite on a free loopback port;
+//! 4. runs `cargo test --workspace` with `XLEDGER_TEST_AZURITE` (the blob endpoint) and
 //!    `XLEDGER_TEST_PYTHONPATH` (where `import duckdb` works) set;
-//! 4. stops Azurite, whatever the outcome.
+//! 5. stops Azurite, whatever the outcome.
 //!
 //! Tests that need Azurite or DuckDB fail with a message pointing here when those variables are
 //! missing: they never pass by skipping.
@@ -25,12 +27,27 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    for (what, check) in [
+        ("formatting (run `cargo fmt --all`)", vec!["fmt", "--all", "--", "--check"]),
+        ("lints", vec!["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+    ] {
+        eprintln!("xtask: cargo {}", check.join(" "));
+        let status = Command::new(&cargo)
+            .current_dir(crate::workspace_root())
+            .args(&check)
+            .status()
+            .with_context(|| format!("running cargo {}", check[0]))?;
+        if !status.success() {
+            eprintln!("xtask: {what} check failed");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     let azurite_js = tools::ensure_azurite()?;
     let python_path = tools::ensure_duckdb()?;
     let azurite = tools::Azurite::start(&azurite_js)?;
     eprintln!("xtask: Azurite listening at {}", azurite.endpoint);
 
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(crate::workspace_root())
         .args(["test", "--workspace"])

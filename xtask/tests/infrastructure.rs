@@ -1,18 +1,12 @@
-//! The deployment files agree with each other: Terraform is formatted, `functions/` holds exactly
-//! the functions the handler routes (the catalog is compiled in from the handler's own source),
-//! `host.json` starts the executable `cargo xtask package` ships, and Terraform configures what the
-//! function files refer to.
+//! The deployment files agree with each other: Terraform is formatted, `host.json` starts the
+//! executable `cargo xtask package` ships, each environment has its own state and container, and
+//! no secret is in Terraform code. (That `functions/` holds exactly the handler's catalog is
+//! sync-runner's `tests/functions.rs`.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-
-// The handler's function catalog, compiled from the handler's source so that this test and
-// `xledger-sync serve` can never disagree. It has no dependencies by design.
-#[allow(dead_code)]
-#[path = "../../sync-runner/src/serve/functions.rs"]
-mod catalog;
 
 fn root() -> PathBuf {
     xtask::workspace_root()
@@ -46,39 +40,6 @@ fn terraform_is_formatted() {
 }
 
 #[test]
-fn function_folders_are_the_handler_catalog() {
-    let (_, folders) = xtask::package::app_files(&root().join("functions")).unwrap();
-    let mut routed: Vec<&str> = catalog::FUNCTIONS.iter().map(|def| def.name).collect();
-    routed.sort();
-
-    assert_eq!(folders, routed);
-}
-
-#[test]
-fn function_json_files_parse_and_declare_the_catalog_triggers() {
-    for def in catalog::FUNCTIONS {
-        let file = read_json(&root().join("functions").join(def.name).join("function.json"));
-        let bindings = file["bindings"].as_array().unwrap_or_else(|| panic!("{}: no bindings array", def.name));
-        match def.trigger {
-            catalog::Trigger::Timer { schedule_setting } => {
-                assert_eq!(bindings[0]["type"], "timerTrigger", "{}", def.name);
-                assert_eq!(bindings[0]["name"], catalog::TIMER_BINDING, "{}", def.name);
-                assert_eq!(bindings[0]["schedule"], format!("%{schedule_setting}%"), "{}", def.name);
-            }
-            catalog::Trigger::AdminHttp { method, route } => {
-                assert_eq!(bindings[0]["type"], "httpTrigger", "{}", def.name);
-                assert_eq!(bindings[0]["name"], catalog::HTTP_REQUEST_BINDING, "{}", def.name);
-                assert_eq!(bindings[0]["authLevel"], "admin", "{}: admin functions must need the master key", def.name);
-                assert_eq!(bindings[0]["methods"], json!([method.to_ascii_lowercase()]), "{}", def.name);
-                assert_eq!(bindings[0]["route"], route, "{}", def.name);
-                assert_eq!(bindings[1]["type"], "http", "{}", def.name);
-                assert_eq!(bindings[1]["name"], catalog::HTTP_RESPONSE_BINDING, "{}", def.name);
-            }
-        }
-    }
-}
-
-#[test]
 fn host_json_starts_the_packaged_executable_as_a_custom_handler() {
     let host = read_json(&root().join("functions/host.json"));
 
@@ -93,32 +54,6 @@ fn host_json_starts_the_packaged_executable_as_a_custom_handler() {
         timeout.len() == 8 && timeout.as_bytes()[2] == b':' && timeout.as_bytes()[5] == b':',
         "functionTimeout {timeout:?} is hh:mm:ss"
     );
-}
-
-#[test]
-fn terraform_sets_every_app_setting_the_functions_refer_to() {
-    let module = read_text(&root().join("infrastructure/modules/xledger-sync/main.tf"));
-    let variables = read_text(&root().join("infrastructure/modules/xledger-sync/variables.tf"));
-
-    for def in catalog::FUNCTIONS {
-        if let catalog::Trigger::Timer { schedule_setting } = def.trigger {
-            assert!(
-                module.contains(&format!("{schedule_setting} ")),
-                "main.tf must set the app setting {schedule_setting}"
-            );
-        }
-    }
-    assert!(
-        variables.contains(&format!("default     = \"{}\"", catalog::DEFAULT_SYNC_SCHEDULE)),
-        "the default schedule is the handler's"
-    );
-    for setting in
-        ["SYNC_ENTITIES", "XLEDGER_API_KEY", "XLEDGER_LAKE", "XLEDGER_STATE", "AzureWebJobsStorage__credential"]
-    {
-        assert!(module.contains(setting), "main.tf must set {setting}");
-    }
-    assert!(module.contains("runtime_name    = \"custom\""), "the Function App runs a custom handler");
-    assert!(module.contains("@Microsoft.KeyVault(SecretUri="), "the API key is a Key Vault reference");
 }
 
 #[test]

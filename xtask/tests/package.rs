@@ -154,3 +154,20 @@ fn sizes_print_for_people() {
         ("512 B".into(), "4 KiB".into(), "13.3 MiB".into())
     );
 }
+
+#[test]
+fn the_functions_package_is_built_without_the_simulator() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let output = std::process::Command::new(cargo)
+        .args(["tree", "-p", "sync-runner", "-e", "normal", "--no-default-features", "--prefix", "none", "--offline"])
+        .current_dir(xtask::workspace_root())
+        .output()
+        .expect("cargo tree runs");
+    assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+    let tree = String::from_utf8_lossy(&output.stdout);
+    assert!(tree.lines().any(|line| line.starts_with("sync-engine ")), "the tree lists the engine: {tree}");
+    assert!(
+        !tree.lines().any(|line| line.starts_with("xledger-sim ")),
+        "xledger-sim is in the production build:\n{tree}"
+    );
+}

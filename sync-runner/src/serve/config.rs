@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::error::ConfigError;
+
 /// Environment variable the Functions host sets to the loopback port the handler must listen on.
 pub const PORT_VAR: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
 /// Environment variable the host sets to the app's root folder (where `host.json` lives).
@@ -40,80 +42,6 @@ pub struct ServeConfig {
     pub deadline_margin: Duration,
     /// Entities the timer syncs; empty = all.
     pub timer_entities: Vec<String>,
-}
-
-/// Why the handler's configuration could not be read. Names the setting or file at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// `FUNCTIONS_CUSTOMHANDLER_PORT` is not set: the process was not started by the Functions host.
-    #[error("{PORT_VAR} is not set: `serve` runs under the Azure Functions host, which sets it")]
-    MissingPort,
-    /// The port is not a number in 1..=65535.
-    #[error("{PORT_VAR}={value:?} is not a TCP port")]
-    InvalidPort {
-        /// The value found.
-        value: String,
-    },
-    /// `host.json` could not be read.
-    #[error("reading {}: {source}", path.display())]
-    HostJsonRead {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// `host.json` is not valid JSON.
-    #[error("parsing {}: {source}", path.display())]
-    HostJsonParse {
-        /// The file.
-        path: PathBuf,
-        /// The parse error.
-        source: serde_json::Error,
-    },
-    /// `functionTimeout` is not a TimeSpan (`hh:mm:ss`, `d.hh:mm:ss`) or `-1`.
-    #[error("functionTimeout {value:?} in {origin} is not `hh:mm:ss`, `d.hh:mm:ss` or -1")]
-    InvalidFunctionTimeout {
-        /// `host.json` or the overriding app setting.
-        origin: String,
-        /// The value found.
-        value: String,
-    },
-    /// The deadline margin is not a humantime duration.
-    #[error("{DEADLINE_MARGIN_VAR}={value:?} is not a duration such as `2m` or `90s`")]
-    InvalidDeadlineMargin {
-        /// The value found.
-        value: String,
-    },
-    /// The margin would leave a pass no time at all.
-    #[error(
-        "the deadline margin ({}) must be shorter than the function timeout ({})",
-        humantime::format_duration(*margin),
-        humantime::format_duration(*timeout)
-    )]
-    MarginNotBelowTimeout {
-        /// The margin.
-        margin: Duration,
-        /// The function timeout.
-        timeout: Duration,
-    },
-    /// `SYNC_ENTITIES` names an entity the model does not know.
-    #[error("{SYNC_ENTITIES_VAR} names unknown entity {name:?}; known: {known}")]
-    UnknownEntity {
-        /// The unknown name.
-        name: String,
-        /// The known names, comma-separated.
-        known: String,
-    },
-    /// An app setting still holds a Key Vault reference: the platform could not resolve it
-    /// (identity missing the Key Vault Secrets User role, wrong secret URI, vault firewall).
-    #[error(
-        "app setting {setting} is an unresolved Key Vault reference: check the app identity's \
-         Key Vault Secrets User role and the secret URI (Portal: Function App > Environment variables)"
-    )]
-    UnresolvedKeyVaultReference {
-        /// The setting's name (never its value).
-        setting: String,
-    },
 }
 
 impl ServeConfig {

@@ -2,9 +2,8 @@
 //! the handler does with it.
 //!
 //! The `functions/<name>/function.json` files must match this list exactly (tests check both ways:
-//! `sync-runner/tests/serve.rs` posts a host payload for every folder, and
-//! `xtask/tests/infrastructure.rs` compiles this very file with `#[path]` to compare the folders
-//! with it). That is why this file uses nothing outside `core`: keep it dependency-free.
+//! `tests/serve.rs` posts a host payload for every folder, and `tests/functions.rs` compares the
+//! folders and their bindings with it).
 
 /// Name of the timer binding in a timer function's `function.json` (`Data.timer` in invocations).
 pub const TIMER_BINDING: &str = "timer";

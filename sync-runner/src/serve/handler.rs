@@ -16,7 +16,9 @@ use super::functions::{
     self, Action, FunctionDef, HTTP_REQUEST_BINDING, HTTP_RESPONSE_BINDING, TIMER_BINDING, Trigger,
 };
 use super::protocol::{HttpRequestData, INVOCATION_ID_HEADER, Invocation, InvocationResponse, TimerInfo};
-use super::{PassOutcome, PassRequest, PassStatus, ServeConfig, ServiceError, ServiceErrorKind, SyncService};
+use super::{
+    FullLoad, PassInvocation, PassOutcome, PassStatus, ServeConfig, ServiceError, ServiceErrorKind, SyncService,
+};
 
 #[derive(Clone)]
 struct AppState {
@@ -163,9 +165,9 @@ async fn timer(state: &AppState, def: &'static FunctionDef, invocation_id: &str,
         budget_secs = state.config.pass_budget().as_secs(),
         "sync pass starting"
     );
-    let request = PassRequest {
+    let request = PassInvocation {
         entities: state.config.timer_entities.clone(),
-        full: false,
+        full_load: FullLoad::WhenNeeded,
         deadline,
         trigger: def.name.to_string(),
     };
@@ -196,7 +198,7 @@ async fn timer(state: &AppState, def: &'static FunctionDef, invocation_id: &str,
 fn pass_response(function: &str, invocation_id: &str, outcome: PassOutcome) -> Response {
     let return_value = json!({ "status": outcome.status, "message": outcome.message, "summary": outcome.summary });
     match outcome.status {
-        PassStatus::Failed => failed_invocation(function, invocation_id, &outcome.message),
+        PassStatus::Failed | PassStatus::LeaseHeld => failed_invocation(function, invocation_id, &outcome.message),
         PassStatus::Completed | PassStatus::Partial => {
             tracing::info!(function, invocation_id, status = ?outcome.status, message = %outcome.message, summary = %outcome.summary, "sync pass ended");
             ok_invocation(InvocationResponse::timer(vec![outcome.message], return_value))
@@ -401,9 +403,9 @@ fn resync(state: &AppState, def: &'static FunctionDef, request: &HttpRequestData
         Err(current) => return (StatusCode::CONFLICT, busy_body(&current)),
     };
     let budget = state.config.pass_budget();
-    let request = PassRequest {
+    let request = PassInvocation {
         entities: entity.clone(),
-        full: true,
+        full_load: FullLoad::Forced,
         deadline: Instant::now() + budget,
         trigger: def.name.to_string(),
     };
@@ -413,7 +415,7 @@ fn resync(state: &AppState, def: &'static FunctionDef, request: &HttpRequestData
         let _guard = guard;
         let outcome = service.run_pass(request).await;
         match outcome.status {
-            PassStatus::Failed => {
+            PassStatus::Failed | PassStatus::LeaseHeld => {
                 tracing::error!(function, message = %outcome.message, summary = %outcome.summary, "full resync failed");
                 eprintln!("error: {function}: full resync failed: {}", outcome.message);
             }

@@ -44,6 +44,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::Context;
+pub use sync_engine::{FullLoad, PassStatus};
 
 pub use config::{
     APP_ROOT_VAR, ConfigError, DEADLINE_MARGIN_VAR, DEFAULT_DEADLINE_MARGIN, DEFAULT_FUNCTION_TIMEOUT,
@@ -59,7 +60,7 @@ pub use config::{
 pub trait SyncService: Send + Sync + 'static {
     /// One sync pass: incremental for a timer, or a full resync of the named entities. Must
     /// return before `request.deadline`, leaving state consistent (a later pass resumes).
-    async fn run_pass(&self, request: PassRequest) -> PassOutcome;
+    async fn run_pass(&self, request: PassInvocation) -> PassOutcome;
     /// The sync state of every entity, as JSON for `GET /api/sync/status`.
     async fn status(&self) -> Result<serde_json::Value, ServiceError>;
     /// Forgets the sync state of `entities` (empty = all); the next pass starts a full sync.
@@ -68,31 +69,18 @@ pub trait SyncService: Send + Sync + 'static {
     async fn wipe(&self, entities: Vec<String>) -> Result<serde_json::Value, ServiceError>;
 }
 
-/// What a pass should do.
+/// A pass as the host asked for it (the engine's [`sync_engine::PassRequest`] once the entity
+/// names are checked).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PassRequest {
-    /// Entities to sync; empty = all.
+pub struct PassInvocation {
+    /// Entities to sync by name, as the settings or the admin request name them; empty = all.
     pub entities: Vec<String>,
-    /// A full resync (discard the cursor and reload) rather than an incremental pass.
-    pub full: bool,
+    /// [`FullLoad::Forced`] for a full resync, otherwise the engine decides.
+    pub full_load: FullLoad,
     /// When the pass must have stopped, at a page boundary with state intact.
     pub deadline: tokio::time::Instant,
     /// The function that asked (`sync_timer`, `sync_resync`), for logs and leases.
     pub trigger: String,
-}
-
-/// How a pass ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PassStatus {
-    /// Everything asked for is synced.
-    Completed,
-    /// The deadline came first; state is consistent and the next trigger resumes.
-    Partial,
-    /// Postponed on purpose (Xledger credits exhausted until their reset); not an error.
-    Deferred,
-    /// The pass failed; the message says why.
-    Failed,
 }
 
 /// The engine's report of one pass.
@@ -154,12 +142,12 @@ impl ServiceError {
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use sync_runner::serve::{router, PassOutcome, PassRequest, PassStatus, ServeConfig, ServiceError, SyncService};
+/// use sync_runner::serve::{router, PassInvocation, PassOutcome, PassStatus, ServeConfig, ServiceError, SyncService};
 ///
 /// struct Idle;
 /// #[async_trait::async_trait]
 /// impl SyncService for Idle {
-///     async fn run_pass(&self, _: PassRequest) -> PassOutcome {
+///     async fn run_pass(&self, _: PassInvocation) -> PassOutcome {
 ///         PassOutcome { status: PassStatus::Completed, summary: serde_json::json!({}), message: "idle".into() }
 ///     }
 ///     async fn status(&self) -> Result<serde_json::Value, ServiceError> { Ok(serde_json::json!({})) }

@@ -1,20 +1,19 @@
-//! End-to-end: the engine against xledger-sim, all eight entities, checked against the truth.
-
-mod common;
+//! Full loads, change cycles, gaps, forced loads, faults, full-only entities, leases, bad values.
 
 use std::time::Duration;
 
-use common::TestEnv;
-use sync_runner::engine::{EntityOutcome, Mode, PassStatus};
+use sync_engine::{EntityOutcome, FullLoad, Mode, PassRequest, PassStatus, Settings, StopSignal};
+use test_support::env::{SimEnv, latency};
 use xledger_model::entities;
+
+use crate::{engine, engine_with, pass, test_settings};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_then_three_change_cycles_rebuild_to_the_truth() {
-    let env = TestEnv::new(400, 7).await;
-    let global = env.global(&[]);
-    let engine = env.engine(&global).await;
+    let env = SimEnv::new(400, 7).await;
+    let engine = engine(&env).await;
 
-    let first = env.pass(&engine).await;
+    let first = pass(&env, &engine).await;
     assert_eq!(first.status(), PassStatus::Completed, "{}", first.render_table());
     assert!(first.entities.iter().all(|e| e.mode == Mode::Full), "{}", first.render_table());
     assert_eq!(first.total().added, 8 * 400);
@@ -22,7 +21,7 @@ async fn full_then_three_change_cycles_rebuild_to_the_truth() {
 
     for cycle in 0..3u64 {
         let summary = env.sim.random_changes(300, 100 + cycle);
-        let report = env.pass(&engine).await;
+        let report = pass(&env, &engine).await;
         assert_eq!(report.status(), PassStatus::Completed, "cycle {cycle}: {}", report.render_table());
         assert!(
             report.entities.iter().all(|e| matches!(e.mode, Mode::Incremental | Mode::Idle)),
@@ -39,13 +38,12 @@ async fn full_then_three_change_cycles_rebuild_to_the_truth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_pass_costs_exactly_one_request() {
-    let env = TestEnv::new(50, 3).await;
-    let global = env.global(&[]);
-    let engine = env.engine(&global).await;
-    assert_eq!(env.pass(&engine).await.status(), PassStatus::Completed);
+    let env = SimEnv::new(50, 3).await;
+    let engine = engine(&env).await;
+    assert_eq!(pass(&env, &engine).await.status(), PassStatus::Completed);
 
     env.sim.reset_counters();
-    let idle = env.pass(&engine).await;
+    let idle = pass(&env, &engine).await;
     assert_eq!(idle.status(), PassStatus::Completed, "{}", idle.render_table());
     assert!(idle.entities.iter().all(|e| e.mode == Mode::Idle), "{}", idle.render_table());
     assert_eq!(env.sim.counters().http_requests, 1, "an idle pass over eight entities is one request");
@@ -55,12 +53,11 @@ async fn an_idle_pass_costs_exactly_one_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_the_feed_no_longer_holds_triggers_a_full_resync() {
-    let env = TestEnv::new(120, 11).await;
-    let global = env.global(&[]);
-    let engine = env.engine(&global).await;
+    let env = SimEnv::new(120, 11).await;
+    let engine = engine(&env).await;
     // Some history first, so the full load starts from a real head cursor.
     env.sim.random_changes(30, 4);
-    assert_eq!(env.pass(&engine).await.status(), PassStatus::Completed);
+    assert_eq!(pass(&env, &engine).await.status(), PassStatus::Completed);
 
     // Changes happen, then four days pass: the simulator drops feed entries older than three days,
     // so the saved cursor now points before what the feed holds.
@@ -68,27 +65,28 @@ async fn a_cursor_the_feed_no_longer_holds_triggers_a_full_resync() {
     env.sim.advance_clock(Duration::from_secs(4 * 86_400));
     env.sim.random_changes(50, 6);
 
-    let report = env.pass(&engine).await;
+    let report = pass(&env, &engine).await;
     assert_eq!(report.status(), PassStatus::Completed, "{}", report.render_table());
     assert!(report.entities.iter().any(|e| e.mode == Mode::GapResync), "{}", report.render_table());
     env.assert_lake_matches_truth().await;
 
     // And the chain continues incrementally afterwards.
     env.sim.random_changes(40, 8);
-    let next = env.pass(&engine).await;
+    let next = pass(&env, &engine).await;
     assert!(next.entities.iter().all(|e| matches!(e.mode, Mode::Incremental | Mode::Idle)), "{}", next.render_table());
     env.assert_lake_matches_truth().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_last_success_older_than_the_retention_window_triggers_a_full_resync() {
-    let env = TestEnv::new(60, 12).await;
-    let patient = env.global(&[]);
-    assert_eq!(env.pass(&env.engine(&patient).await).await.status(), PassStatus::Completed);
+    let env = SimEnv::new(60, 12).await;
+    assert_eq!(pass(&env, &engine(&env).await).await.status(), PassStatus::Completed);
 
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let impatient = env.global(&["--delta-retention", "1ms"]);
-    let report = env.pass(&env.engine(&impatient).await).await;
+    // A day later, with a feed that keeps an hour: the saved cursor may point at dropped entries.
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    let settings = Settings { delta_retention: Duration::from_secs(3600), ..test_settings() };
+    let later = engine_with(&env, settings).await.with_clock(sync_state::Clock::from_fn(move || tomorrow));
+    let report = pass(&env, &later).await;
     assert_eq!(report.status(), PassStatus::Completed, "{}", report.render_table());
     assert!(report.entities.iter().all(|e| e.mode == Mode::GapResync), "{}", report.render_table());
     env.assert_lake_matches_truth().await;
@@ -96,13 +94,12 @@ async fn a_last_success_older_than_the_retention_window_triggers_a_full_resync()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forced_full_sync_starts_a_newer_complete_load() {
-    let env = TestEnv::new(80, 13).await;
-    let global = env.global(&[]);
-    let engine = env.engine(&global).await;
-    assert_eq!(env.pass(&engine).await.status(), PassStatus::Completed);
+    let env = SimEnv::new(80, 13).await;
+    let engine = engine(&env).await;
+    assert_eq!(pass(&env, &engine).await.status(), PassStatus::Completed);
     env.sim.random_changes(60, 2);
-    let request = sync_runner::engine::PassRequest { entities: entities().iter().collect(), full: true };
-    let report = engine.run_pass(request, sync_runner::engine::StopSignal::new(None)).await;
+    let request = PassRequest { entities: entities().iter().collect(), full_load: FullLoad::Forced };
+    let report = engine.run_pass(request, StopSignal::new(None)).await;
     assert!(report.entities.iter().all(|e| e.mode == Mode::Full), "{}", report.render_table());
     env.assert_lake_matches_truth().await;
     let lake = env.lake().await;
@@ -113,9 +110,10 @@ async fn a_forced_full_sync_starts_a_newer_complete_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fault_storm_changes_nothing_in_the_result() {
     use xledger_sim::{Fault, FaultPlan};
-    let env = TestEnv::new(300, 17).await;
-    let global = env.global(&["--max-in-flight", "3", "--entity-concurrency", "4"]);
-    let engine = env.engine(&global).await;
+    let env = SimEnv::new(300, 17).await;
+    let client = env.client_with(|config| config.max_in_flight = 3);
+    let settings = Settings { entity_concurrency: 4, ..test_settings() };
+    let engine = sync_engine::Engine::new(client, env.lake().await, env.state().await, settings);
     let storm = FaultPlan::default()
         .with_probability(0.06, 1, Fault::BurstRateLimit)
         .with_probability(0.06, 2, Fault::ConcurrencyLimit)
@@ -128,13 +126,13 @@ async fn a_fault_storm_changes_nothing_in_the_result() {
         .concurrency_limit(2);
     env.sim.set_faults(storm);
 
-    let first = env.pass(&engine).await;
+    let first = pass(&env, &engine).await;
     assert_eq!(first.status(), PassStatus::Completed, "{}", first.render_table());
     env.assert_lake_matches_truth().await;
     let mut retries = first.retries;
     for cycle in 0..3u64 {
         env.sim.random_changes(200, 40 + cycle);
-        let report = env.pass(&engine).await;
+        let report = pass(&env, &engine).await;
         assert_eq!(report.status(), PassStatus::Completed, "cycle {cycle}: {}", report.render_table());
         env.assert_lake_matches_truth().await;
         retries += report.retries;
@@ -151,18 +149,17 @@ async fn an_entity_without_a_change_feed_is_loaded_in_full_on_every_pass() {
         Box::leak(Box::new(xledger_model::EntitySpec { change_feed: None, webhook: None, ..*projects }));
     assert!(!full_only.has_change_feed());
 
-    let env = TestEnv::new(90, 19).await;
-    let global = env.global(&[]);
-    let engine = env.engine(&global).await;
-    let request = || sync_runner::engine::PassRequest { entities: vec![full_only], full: false };
+    let env = SimEnv::new(90, 19).await;
+    let engine = engine(&env).await;
+    let request = || PassRequest::sync(vec![full_only]);
 
-    let first = engine.run_pass(request(), sync_runner::engine::StopSignal::new(None)).await;
+    let first = engine.run_pass(request(), StopSignal::new(None)).await;
     assert_eq!(first.status(), PassStatus::Completed, "{}", first.render_table());
     assert_eq!(first.entities[0].mode, Mode::Full);
 
     env.sim.random_changes(80, 3);
     env.sim.reset_counters();
-    let second = engine.run_pass(request(), sync_runner::engine::StopSignal::new(None)).await;
+    let second = engine.run_pass(request(), StopSignal::new(None)).await;
     assert_eq!(second.status(), PassStatus::Completed, "{}", second.render_table());
     assert_eq!(second.entities[0].mode, Mode::FullOnly);
     assert_eq!(second.entities[0].counts.added as usize, env.sim.truth("projects").unwrap().len());
@@ -177,27 +174,24 @@ async fn an_entity_without_a_change_feed_is_loaded_in_full_on_every_pass() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_renewed_during_a_long_pass_are_released_at_its_end() {
-    let env = TestEnv::new(600, 23).await;
+    let env = SimEnv::new(600, 23).await;
     // Renewals every 100 ms during a pass of a second or more: the leases released at the end
     // must be the renewed ones, or they stay held until they expire.
-    env.sim.set_faults(common::latency(Duration::from_millis(20)));
-    let mut global = env.global(&[]);
-    global.lease_ttl = Duration::from_millis(300);
-    global.lease_wait = Duration::ZERO;
-    let engine = env.engine(&global).await;
-    let first = env.pass(&engine).await;
+    env.sim.set_faults(latency(Duration::from_millis(20)));
+    let settings = Settings { lease_ttl: Duration::from_millis(300), lease_wait: Duration::ZERO, ..test_settings() };
+    let engine = engine_with(&env, settings).await;
+    let first = pass(&env, &engine).await;
     assert_eq!(first.status(), PassStatus::Completed, "{}", first.render_table());
     assert!(first.duration > Duration::from_millis(400), "the pass outlived several renewals");
 
-    let second = env.pass(&engine).await;
+    let second = pass(&env, &engine).await;
     assert_eq!(second.status(), PassStatus::Completed, "no lease may still be held: {}", second.render_table());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_value_mid_load_fails_the_entity_by_name_and_the_load_resumes_once_fixed() {
-    let env = TestEnv::new(1000, 11).await;
-    let global = env.global(&[]);
-    let engine = env.engine(&global).await;
+    let env = SimEnv::new(1000, 11).await;
+    let engine = engine(&env).await;
     // Row 621 of 1 000: on the seventh 100-row page, after two parts were committed (a part is
     // finished once it holds 250 rows or more: after three pages).
     let truth = env.sim.truth("timesheets").expect("a simulated entity");
@@ -214,7 +208,7 @@ async fn a_bad_value_mid_load_fails_the_entity_by_name_and_the_load_resumes_once
         "no such row"
     );
 
-    let first = env.pass(&engine).await;
+    let first = pass(&env, &engine).await;
     assert_eq!(first.status(), PassStatus::Failed, "{}", first.render_table());
     for report in &first.entities {
         match (&report.outcome, report.entity) {
@@ -239,7 +233,7 @@ async fn a_bad_value_mid_load_fails_the_entity_by_name_and_the_load_resumes_once
 
     // The row is fixed at the source: the next pass resumes after the committed parts.
     assert!(env.sim.update("timesheets", db_id));
-    let second = env.pass(&engine).await;
+    let second = pass(&env, &engine).await;
     assert_eq!(second.status(), PassStatus::Completed, "{}", second.render_table());
     let timesheets = second.entities.iter().find(|e| e.entity == "timesheets").expect("timesheets ran");
     assert_eq!((timesheets.mode, timesheets.counts.added), (Mode::Resumed, 400), "{}", second.render_table());

@@ -1,25 +1,24 @@
 //! Switching from the old Python app: its App Configuration keys (`<entity>-deltas_cursor`,
 //! `<entity>-initial_sync_complete`) let `sync` continue incrementally, with no new full load.
 
-mod common;
-
-use common::TestEnv;
-use sync_runner::engine::{Mode, PassStatus};
-use sync_state::Phase;
+use sync_engine::{Engine, Mode, PassStatus};
+use sync_state::{Phase, StoreOptions};
 use test_support::app_config as fake;
+use test_support::env::SimEnv;
 use xledger_model::entities;
+
+use crate::{engine, pass, test_settings};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_old_apps_cursors_continue_incrementally_without_a_full_load() {
-    let env = TestEnv::new(150, 41).await;
+    let env = SimEnv::new(150, 41).await;
     env.sim.random_changes(40, 1);
 
     // The lake as the old app left it (here: written by a full load into a file state), and its
     // cursors, which we copy into App Configuration under the old app's key names.
-    let file_settings = env.global(&[]);
-    let report = env.pass(&env.engine(&file_settings).await).await;
+    let report = pass(&env, &engine(&env).await).await;
     assert_eq!(report.status(), PassStatus::Completed, "{}", report.render_table());
-    let file_store = sync_runner::app::state(&file_settings).await.unwrap();
+    let file_store = env.state().await;
 
     let server = wiremock::MockServer::start().await;
     let app_config = fake::FakeAppConfig::hmac();
@@ -42,11 +41,11 @@ async fn the_old_apps_cursors_continue_incrementally_without_a_full_load() {
     }
 
     let connection = format!("Endpoint={};Id={};Secret={}", server.uri(), fake::ID, fake::SECRET);
-    let mut settings = env.global(&[]);
-    settings.state = connection;
-    let engine = env.engine(&settings).await;
+    let options = StoreOptions { legacy_aliases: sync_engine::legacy_key_aliases(), ..StoreOptions::default() };
+    let app_config_store = sync_state::open_store(&connection, options).await.expect("App Configuration store");
+    let engine = Engine::new(env.client(), env.lake().await, app_config_store, test_settings());
     env.sim.random_changes(120, 2);
-    let report = env.pass(&engine).await;
+    let report = pass(&env, &engine).await;
     assert_eq!(report.status(), PassStatus::Completed, "{}", report.render_table());
     assert!(
         report.entities.iter().all(|e| matches!(e.mode, Mode::Incremental | Mode::Idle)),

@@ -8,7 +8,7 @@ use serde_json::json;
 use sync_state::FullSyncReason;
 use xledger_client::ClientStats;
 
-use super::StopReason;
+use crate::stop::StopReason;
 
 /// How an entity was synced in a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,8 +116,10 @@ impl EntityReport {
     }
 }
 
-/// The pass's overall result, which decides the exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The pass's overall result, which decides the exit code. Serialized in snake case
+/// (`completed`, `lease_held`, …) where the Functions handler reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PassStatus {
     /// Every entity asked for is synced. Exit 0.
     Completed,
