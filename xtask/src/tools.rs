@@ -15,8 +15,9 @@ pub const AZURITE_PACKAGE: &str = "azurite@3.37.0";
 /// PyPI requirements of the independent readers the tests use: DuckDB (read-back of written
 /// Parquet), DuckDB's delta extension (it must match the DuckDB version; `LOAD delta` would download
 /// it, so tests load the file this package ships, see [`DUCKDB_DELTA_EXTENSION`]) and delta-rs's
-/// Python `deltalake` (the current-state Delta tables).
-pub const PYTHON_REQUIREMENTS: &[&str] = &["duckdb==1.4.4", "duckdb-ext-delta==1.4.4.*", "deltalake==1.6.*"];
+/// Python `deltalake` (the current-state Delta tables), with `pyarrow` for both to hand rows over.
+pub const PYTHON_REQUIREMENTS: &[&str] =
+    &["duckdb==1.4.4", "duckdb-ext-delta==1.4.4.*", "deltalake==1.6.*", "pyarrow==23.0.*"];
 /// The delta extension inside the `tools/python` folder.
 pub const DUCKDB_DELTA_EXTENSION: &str = "duckdb_ext/extensions/v1.4.4/linux_amd64/delta.duckdb_extension";
 
