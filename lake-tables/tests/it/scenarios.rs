@@ -133,6 +133,7 @@ async fn crash_at_every_write(mode: FailMode) {
             compaction_seen |= report.files_compacted > 0;
             assert!(clean.applied.is_empty());
             assert!(n > 3, "the sweep covered only {n} writes");
+            eprintln!("{mode:?}: a crash at each of the {} writes of the catch_up was mended", n - 1);
             break;
         }
         if mode == FailMode::Before {
