@@ -470,13 +470,10 @@ impl Kernel {
         };
         for line in bytes.split(|b| *b == b'\n') {
             let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
-            if let Some(parameters) = value.get("commitInfo").and_then(|c| c.get("operationParameters")) {
-                if let Some(map) = parameters.as_object() {
-                    return Ok(map
-                        .iter()
-                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                        .collect());
-                }
+            if let Some(map) =
+                value.get("commitInfo").and_then(|c| c.get("operationParameters")).and_then(|p| p.as_object())
+            {
+                return Ok(map.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect());
             }
         }
         Ok(HashMap::new())

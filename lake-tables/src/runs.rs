@@ -143,7 +143,7 @@ impl Tables {
             let (add, _) = writer.finish(&store, &table, &pending, self.options.clock.now()).await?;
             if let Some(committed) = self.kernel.commit(&table, &files, &[], pending, vec![add]).await? {
                 let interval = self.options.checkpoint_interval.max(1);
-                if committed.version % interval == 0
+                if committed.version.is_multiple_of(interval)
                     && let Some(snapshot) = committed.snapshot
                 {
                     self.kernel.checkpoint(&table, snapshot).await?;

@@ -709,7 +709,7 @@ impl Tables {
 
     async fn maybe_checkpoint(&self, table: &TableRef, version: u64, report: &mut CatchUp) -> Result<(), TableError> {
         let interval = self.options.checkpoint_interval.max(1);
-        if version > 0 && version % interval == 0 {
+        if version > 0 && version.is_multiple_of(interval) {
             let snapshot = self.kernel.snapshot(table).await?;
             if snapshot.version() == version {
                 self.kernel.checkpoint(table, snapshot).await?;
@@ -959,8 +959,7 @@ fn plan_rewrites(files: &FileSet, changed: &[i64], upsert_ids: &[i64]) -> Rewrit
         let holder =
             order.iter().copied().find(|i| files.files[*i].db_ids.is_some_and(|(min, max)| min <= *id && *id <= max));
         let target = holder.or_else(|| {
-            let before =
-                order.iter().copied().filter(|i| files.files[*i].db_ids.is_some_and(|(_, max)| max < *id)).last();
+            let before = order.iter().rev().copied().find(|i| files.files[*i].db_ids.is_some_and(|(_, max)| max < *id));
             let after_any = order.iter().any(|i| files.files[*i].db_ids.is_some_and(|(min, _)| min > *id));
             match (before, after_any) {
                 (Some(before), true) => Some(before),

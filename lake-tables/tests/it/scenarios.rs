@@ -371,8 +371,8 @@ fn run(pass: usize, entity: &str) -> RunRecord {
         files: 1,
         requests: 4,
         bytes: 1234,
-        outcome: if pass % 3 == 0 { "failed".into() } else { "ok".into() },
-        error: (pass % 3 == 0).then(|| "HTTP 503 from the API".to_string()),
+        outcome: if pass.is_multiple_of(3) { "failed".into() } else { "ok".into() },
+        error: (pass.is_multiple_of(3)).then(|| "HTTP 503 from the API".to_string()),
     }
 }
 
