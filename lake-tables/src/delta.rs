@@ -386,7 +386,10 @@ impl Kernel {
             .as_ref()
             .try_into_arrow()
             .map_err(|e| Self::delta_error(table, "converting the table schema", e.into()))?;
-        Ok(Pending { transaction, context: Arc::new(context), arrow_schema: Arc::new(arrow_schema) })
+        Ok(Pending {
+            transaction,
+            target: WriteTarget { context: Arc::new(context), arrow_schema: Arc::new(arrow_schema) },
+        })
     }
 
     /// Commits; `Ok(None)` when another writer committed this version first.
@@ -507,9 +510,15 @@ pub(crate) struct CommitSpec {
     pub blind_append: bool,
 }
 
-/// A started transaction and the context its data files are written with.
+/// A started transaction and what its data files are written with. Only the `target` is borrowed
+/// across awaits (the transaction is `Send` but not `Sync`).
 pub(crate) struct Pending {
     transaction: Transaction,
+    pub target: WriteTarget,
+}
+
+/// What a transaction's data files are written with.
+pub(crate) struct WriteTarget {
     pub context: Arc<BoundWriteContext>,
     /// The Arrow schema data files must have.
     pub arrow_schema: ArrowSchemaRef,
@@ -549,7 +558,7 @@ impl DataFileWriter {
     pub fn new(
         store: &Arc<dyn ObjectStore>,
         table: &TableRef,
-        pending: &Pending,
+        pending: &WriteTarget,
         row_group_rows: usize,
     ) -> Result<Self, TableError> {
         let name = format!("part-{}.zstd.parquet", uuid::Uuid::new_v4());
@@ -604,7 +613,7 @@ impl DataFileWriter {
         self,
         store: &Arc<dyn ObjectStore>,
         table: &TableRef,
-        pending: &Pending,
+        pending: &WriteTarget,
         now: DateTime<Utc>,
     ) -> Result<(Box<dyn EngineData>, u64), TableError> {
         let DataFileWriter { writer, stats, path, location, .. } = self;

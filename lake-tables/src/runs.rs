@@ -135,12 +135,12 @@ impl Tables {
                     },
                 )
                 .await?;
-            let rows =
-                batch(pending.arrow_schema.clone(), runs).map_err(|e| foreign(format!("its schema differs: {e}")))?;
+            let rows = batch(pending.target.arrow_schema.clone(), runs)
+                .map_err(|e| foreign(format!("its schema differs: {e}")))?;
             let store = self.kernel.store.clone();
-            let mut writer = DataFileWriter::new(&store, &table, &pending, self.options.row_group_rows)?;
+            let mut writer = DataFileWriter::new(&store, &table, &pending.target, self.options.row_group_rows)?;
             writer.write(&table, &rows).await?;
-            let (add, _) = writer.finish(&store, &table, &pending, self.options.clock.now()).await?;
+            let (add, _) = writer.finish(&store, &table, &pending.target, self.options.clock.now()).await?;
             if let Some(committed) = self.kernel.commit(&table, &files, &[], pending, vec![add]).await? {
                 let interval = self.options.checkpoint_interval.max(1);
                 if committed.version.is_multiple_of(interval)

@@ -17,8 +17,8 @@ use object_store::path::Path;
 use xledger_model::EntitySpec;
 
 use crate::delta::{
-    CommitSpec, DataFileWriter, ENTITY_PROPERTY, FileSet, Folder, Kernel, Pending, TableRef, WRITER_PROPERTY,
-    WRITER_VALUE,
+    CommitSpec, DataFileWriter, ENTITY_PROPERTY, FileSet, Folder, Kernel, TableRef, WRITER_PROPERTY, WRITER_VALUE,
+    WriteTarget,
 };
 use crate::error::TableError;
 use crate::raw::{self, ChangeFile, FullLoad, RawPlan};
@@ -234,7 +234,13 @@ impl Tables {
         match location {
             TablesLocation::InLake(folder) => {
                 let root = folder.split('/').fold(lake.root(), |path, part| path.join(part));
-                let description = format!("{}/{folder}", lake.describe().trim_end_matches('/'));
+                // `describe` may end in ` (endpoint …)`: the folder goes after the location part.
+                let lake_description = lake.describe();
+                let (location, endpoint) = match lake_description.split_once(" (") {
+                    Some((location, rest)) => (location.to_string(), format!(" ({rest}")),
+                    None => (lake_description.clone(), String::new()),
+                };
+                let description = format!("{}/{folder}{endpoint}", location.trim_end_matches('/'));
                 Tables::from_store(lake.store(), root, description, options)
             }
             TablesLocation::Elsewhere(url) => {
@@ -273,7 +279,10 @@ impl Tables {
             entity: name.to_string(),
             path,
             url,
-            description: format!("{}/{name}", self.description.trim_end_matches('/')),
+            description: match self.description.split_once(" (") {
+                Some((location, endpoint)) => format!("{}/{name} ({endpoint}", location.trim_end_matches('/')),
+                None => format!("{}/{name}", self.description.trim_end_matches('/')),
+            },
         })
     }
 
@@ -554,8 +563,8 @@ impl Tables {
                 },
             )
             .await?;
-        let schema = pending.arrow_schema.clone();
-        let mut sorter = SortedFiles::new(self, table, &pending);
+        let schema = pending.target.arrow_schema.clone();
+        let mut sorter = SortedFiles::new(self, table, &pending.target);
         for part in &full.parts {
             let mut stream = raw::open(lake, entity, part, self.options.row_group_rows).await?;
             while let Some((batch, mutation)) = raw::next_batch(&mut stream, entity, part, &schema).await? {
@@ -616,7 +625,7 @@ impl Tables {
                 },
             )
             .await?;
-        let schema = pending.arrow_schema.clone();
+        let schema = pending.target.arrow_schema.clone();
         // The change set is one file (bounded by the engine's rows per change file): hold it.
         let mut upserts = Vec::new();
         let mut deleted: Vec<i64> = Vec::new();
@@ -650,7 +659,7 @@ impl Tables {
             report.bytes_rewritten += file.size;
             remove.push(*file_index);
             let mut input = self.kernel.read_data_file(table, file).await?;
-            let mut out = SplitFiles::new(self, table, &pending);
+            let mut out = SplitFiles::new(self, table, &pending.target);
             let mut next_upsert = 0;
             let assigned_rows = take_rows(&upserts, assigned).map_err(|e| raw_error(entity, &change.name, e))?;
             let assigned_ids = db_ids(&assigned_rows);
@@ -697,7 +706,7 @@ impl Tables {
         }
         if !plan.rest.is_empty() {
             let rest = take_rows(&upserts, &plan.rest).map_err(|e| raw_error(entity, &change.name, e))?;
-            let mut out = SplitFiles::new(self, table, &pending);
+            let mut out = SplitFiles::new(self, table, &pending.target);
             out.push(rest).await?;
             let (file_adds, written) = out.finish().await?;
             report.bytes_written += written;
@@ -804,11 +813,11 @@ impl Tables {
                 },
             )
             .await?;
-        let schema = pending.arrow_schema.clone();
+        let schema = pending.target.arrow_schema.clone();
         let mut adds = Vec::new();
         let mut remove = Vec::new();
         for group in &groups {
-            let mut sorter = SortedFiles::new(self, table, &pending);
+            let mut sorter = SortedFiles::new(self, table, &pending.target);
             for index in group {
                 let file = &state.files.files[*index];
                 remove.push(*index);
@@ -987,7 +996,7 @@ fn plan_rewrites(files: &FileSet, changed: &[i64], upsert_ids: &[i64]) -> Rewrit
 struct SortedFiles<'a> {
     tables: &'a Tables,
     table: &'a TableRef,
-    pending: &'a Pending,
+    pending: &'a WriteTarget,
     chunk: Vec<RecordBatch>,
     chunk_rows: usize,
     adds: Vec<Box<dyn EngineData>>,
@@ -995,7 +1004,7 @@ struct SortedFiles<'a> {
 }
 
 impl<'a> SortedFiles<'a> {
-    fn new(tables: &'a Tables, table: &'a TableRef, pending: &'a Pending) -> Self {
+    fn new(tables: &'a Tables, table: &'a TableRef, pending: &'a WriteTarget) -> Self {
         SortedFiles { tables, table, pending, chunk: Vec::new(), chunk_rows: 0, adds: Vec::new(), written: 0 }
     }
 
@@ -1056,14 +1065,14 @@ impl<'a> SortedFiles<'a> {
 struct SplitFiles<'a> {
     tables: &'a Tables,
     table: &'a TableRef,
-    pending: &'a Pending,
+    pending: &'a WriteTarget,
     writer: Option<DataFileWriter>,
     adds: Vec<Box<dyn EngineData>>,
     written: u64,
 }
 
 impl<'a> SplitFiles<'a> {
-    fn new(tables: &'a Tables, table: &'a TableRef, pending: &'a Pending) -> Self {
+    fn new(tables: &'a Tables, table: &'a TableRef, pending: &'a WriteTarget) -> Self {
         SplitFiles { tables, table, pending, writer: None, adds: Vec::new(), written: 0 }
     }
 

@@ -467,3 +467,23 @@ fn uuid_like() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{}{nanos}", std::process::id())
 }
+
+/// The engine runs entities on spawned tasks: the futures must be `Send`, the handle `Send + Sync`.
+#[tokio::test]
+async fn tables_work_from_spawned_tasks() {
+    let env = env(small_files()).await;
+    let entity = xledger_model::entity("customers").expect("customers");
+    RawWriter::new(env.lake.clone(), entity).full(&[1, 2, 3], 1, 1).await;
+    let tables = Arc::new(env.tables);
+    let lake = env.lake.clone();
+    let task = tokio::spawn({
+        let tables = tables.clone();
+        async move { tables.catch_up(&lake, entity).await.map(|c| c.applied.len()) }
+    });
+    assert_eq!(task.await.expect("the task ran").expect("catch up"), 1);
+    let runs = tokio::spawn({
+        let tables = tables.clone();
+        async move { tables.append_runs(&[run(1, "customers")]).await }
+    });
+    assert!(runs.await.expect("the task ran").expect("append").is_some());
+}
