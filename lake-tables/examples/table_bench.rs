@@ -159,7 +159,7 @@ async fn step_catch_up(
     step: &str,
 ) -> Result<lake_tables::CatchUp, Box<dyn std::error::Error>> {
     let root = lake.describe();
-    let folder = std::path::Path::new(&root).join(entity.lake_folder);
+    let folder = std::path::Path::new(&root).join(entity.name);
     let parked = std::path::Path::new(&root).join("parked");
     std::fs::create_dir_all(&parked)?;
     let mut changes: Vec<String> = std::fs::read_dir(&folder)?

@@ -304,7 +304,7 @@ impl Tables {
     }
 
     async fn maintain(&self, lake: &Lake, entity: &'static EntitySpec, rebuild: bool) -> Result<CatchUp, TableError> {
-        let table = self.table_ref(entity.lake_folder)?;
+        let table = self.table_ref(entity.name)?;
         let mut report = CatchUp { entity: entity.name.to_string(), ..Default::default() };
         let mut conflicts = 0;
         let mut rebuild_pending = rebuild;
@@ -859,7 +859,7 @@ impl Tables {
 
     /// The table of `entity` at a glance; `None` when it does not exist yet.
     pub async fn status(&self, entity: &'static EntitySpec) -> Result<Option<TableStatus>, TableError> {
-        let table = self.table_ref(entity.lake_folder)?;
+        let table = self.table_ref(entity.name)?;
         let Some(state) = self.open_table(&table, entity).await? else { return Ok(None) };
         Ok(Some(TableStatus {
             entity: entity.name.to_string(),

@@ -20,7 +20,7 @@ impl Tables {
     /// returns how many. Versions are dated by their log entry's modification time; the clock
     /// is [`crate::TableOptions::clock`].
     pub async fn vacuum(&self, entity: &'static EntitySpec) -> Result<u64, TableError> {
-        let table = self.table_ref(entity.lake_folder)?;
+        let table = self.table_ref(entity.name)?;
         self.vacuum_table(&table).await
     }
 

@@ -112,7 +112,7 @@ pub async fn assert_readers_agree(env: &Env, entities: &[EntitySpec]) {
                 _ => None,
             })
             .collect();
-        let table = env.dir.path().join("current").join(entity.lake_folder);
+        let table = env.dir.path().join("current").join(entity.name);
         tables.insert(
             entity.name.to_string(),
             serde_json::json!({"path": table.to_str().expect("utf-8"), "scales": scales}),

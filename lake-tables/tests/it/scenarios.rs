@@ -13,7 +13,7 @@ use crate::support::*;
 
 async fn assert_table_equals_rebuild(env: &Env, entity: &'static EntitySpec, when: &str) {
     let expected = expected(&env.lake, entity).await;
-    let actual = table_rows(&env.lake, &format!("current/{}", entity.lake_folder), entity).await;
+    let actual = table_rows(&env.lake, &format!("current/{}", entity.name), entity).await;
     assert_eq!(actual.len(), expected.len(), "{}: {when}: row count", entity.name);
     assert!(actual == expected, "{}: {when}: the table differs from the rebuild of the raw files", entity.name);
 }
@@ -52,9 +52,9 @@ async fn every_entity_full_load_change_cycles_and_a_second_full_load() {
         let again = env.tables.catch_up(&env.lake, entity).await.expect("idempotent");
         assert!(again.applied.is_empty(), "{}: {:?}", entity.name, again.applied);
         assert_eq!(again.version, version);
-        assert_exactly_once(env.dir.path(), &format!("current/{}", entity.lake_folder), entity.name);
+        assert_exactly_once(env.dir.path(), &format!("current/{}", entity.name), entity.name);
 
-        let batches = read_table(&env.lake, &format!("current/{}", entity.lake_folder)).await;
+        let batches = read_table(&env.lake, &format!("current/{}", entity.name)).await;
         let names: Vec<String> = batches[0].schema().fields().iter().map(|f| f.name().clone()).collect();
         let mut want: Vec<String> = entity.columns.iter().map(|c| c.name.to_string()).collect();
         want.push("_synced_at".into());
@@ -197,7 +197,7 @@ async fn a_table_ahead_of_the_raw_files_is_refused_and_rebuild_mends_it() {
     raw.changes(&updates([1, 2], 2)).await;
     let last = raw.changes(&deletes([3])).await;
     env.tables.catch_up(&env.lake, entity).await.expect("catch up");
-    std::fs::remove_file(env.dir.path().join(entity.lake_folder).join(&last)).expect("delete a raw file");
+    std::fs::remove_file(env.dir.path().join(entity.name).join(&last)).expect("delete a raw file");
     let error = env.tables.catch_up(&env.lake, entity).await.expect_err("ahead");
     assert!(matches!(error, TableError::AheadOfRawFiles { .. }), "{error}");
     assert!(error.to_string().contains("xledger-sync tables rebuild"), "{error}");
@@ -334,10 +334,7 @@ async fn a_retyped_column_is_refused_and_rebuild_recreates_the_table() {
     let real = xledger_model::entity("timesheets").expect("timesheets");
     // An older build that read one Utf8 column as an integer.
     let mut columns: Vec<ColumnSpec> = real.columns.to_vec();
-    let retyped = columns
-        .iter()
-        .position(|c| c.kind == ColumnKind::Utf8 && !c.graphql_type.ends_with('!'))
-        .expect("a Utf8 column");
+    let retyped = columns.iter().position(|c| c.kind == ColumnKind::Utf8 && c.nullable).expect("a Utf8 column");
     columns[retyped].kind = ColumnKind::Int64;
     columns[retyped].json = xledger_model::JsonRepr::Number;
     let older: &'static EntitySpec = Box::leak(Box::new(EntitySpec {

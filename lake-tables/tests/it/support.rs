@@ -42,7 +42,7 @@ pub fn node(entity: &EntitySpec, db_id: i64, seed: u64) -> Value {
                 JsonRepr::String => json!(db_id.to_string()),
                 _ => json!(db_id),
             }
-        } else if !column.graphql_type.ends_with('!') && rng.below(10) == 0 {
+        } else if column.nullable && rng.below(10) == 0 {
             Value::Null
         } else {
             leaf(column.kind, column.json, &mut rng)
