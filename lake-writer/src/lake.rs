@@ -168,6 +168,12 @@ impl Lake {
         self.store.clone()
     }
 
+    /// The lake's root inside [`Lake::store`] (empty for a local directory), for tools that keep
+    /// their own folders next to the entity folders (the current-state tables).
+    pub fn root(&self) -> Path {
+        self.prefix.clone()
+    }
+
     /// The path of `name` inside `entity`'s folder.
     pub fn path_of(&self, entity: &str, name: &str) -> Result<Path, LakeError> {
         let folder = self.folder(entity)?;

@@ -12,8 +12,14 @@ use anyhow::{Context, bail};
 
 /// npm package spec of the storage emulator.
 pub const AZURITE_PACKAGE: &str = "azurite@3.37.0";
-/// PyPI requirement of DuckDB (read-back tests query written Parquet with it).
-pub const DUCKDB_REQUIREMENT: &str = "duckdb==1.4.2";
+/// PyPI requirements of the independent readers the tests use: DuckDB (read-back of written
+/// Parquet), DuckDB's delta extension (it must match the DuckDB version; `LOAD delta` would download
+/// it, so tests load the file this package ships, see [`DUCKDB_DELTA_EXTENSION`]) and delta-rs's
+/// Python `deltalake` (the current-state Delta tables), with `pyarrow` for both to hand rows over.
+pub const PYTHON_REQUIREMENTS: &[&str] =
+    &["duckdb==1.4.4", "duckdb-ext-delta==1.4.4.*", "deltalake==1.6.*", "pyarrow==23.0.*"];
+/// The delta extension inside the `tools/python` folder.
+pub const DUCKDB_DELTA_EXTENSION: &str = "duckdb_ext/extensions/v1.4.4/linux_amd64/delta.duckdb_extension";
 
 /// Where the tools live: `<workspace>/tools`.
 pub fn tools_dir() -> PathBuf {
@@ -41,15 +47,18 @@ pub fn ensure_azurite() -> anyhow::Result<PathBuf> {
     Ok(main_js)
 }
 
-/// Installs the DuckDB Python package into `tools/python` unless present; returns that folder
-/// (for `PYTHONPATH`).
+/// Installs the Python readers ([`PYTHON_REQUIREMENTS`]) into `tools/python` unless present;
+/// returns that folder (for `PYTHONPATH`).
 pub fn ensure_duckdb() -> anyhow::Result<PathBuf> {
     let target = tools_dir().join("python");
-    let marker = target.join(format!("{}.installed", DUCKDB_REQUIREMENT.replace("==", "-")));
+    let requirements = PYTHON_REQUIREMENTS.join(" ");
+    let marker_name: String =
+        requirements.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+    let marker = target.join(format!("{marker_name}.installed"));
     if marker.is_file() {
         return Ok(target);
     }
-    eprintln!("xtask: installing {DUCKDB_REQUIREMENT} into {}", target.display());
+    eprintln!("xtask: installing {requirements} into {}", target.display());
     std::fs::create_dir_all(&target)?;
     let status = Command::new(python())
         .args([
@@ -63,11 +72,14 @@ pub fn ensure_duckdb() -> anyhow::Result<PathBuf> {
             "--target",
         ])
         .arg(&target)
-        .arg(DUCKDB_REQUIREMENT)
+        .args(PYTHON_REQUIREMENTS)
         .status()
         .context("running python3 -m pip")?;
     if !status.success() {
-        bail!("pip install {DUCKDB_REQUIREMENT} failed ({status})");
+        bail!("pip install {requirements} failed ({status})");
+    }
+    if !target.join(DUCKDB_DELTA_EXTENSION).is_file() {
+        bail!("pip installed {requirements} but {DUCKDB_DELTA_EXTENSION} is not in {}", target.display());
     }
     std::fs::write(&marker, b"")?;
     Ok(target)
