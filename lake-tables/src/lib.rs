@@ -39,9 +39,9 @@
 //! let spec = PartSpec { kind: FileKind::FullSync, stamp, part: None, synced_at: stamp.as_datetime(),
 //!     extra_metadata: vec![] };
 //! let mut part = lake.create_part(customers, spec, &WriterOptions::default()).await?;
-//! let node = serde_json::value::RawValue::from_string(r#"{"dbId": 7, "description": "Acme",
-//!     "email": null, "code": "A1", "number": 1001, "company": null}"#.to_string()).unwrap();
-//! part.write_nodes(&[(&*node, MutationType::Added)]).await?;
+//! let node = r#"{"dbId": 7, "description": "Acme",
+//!     "email": null, "code": "A1", "number": 1001, "company": null}"#;
+//! part.write_nodes([(node, MutationType::Added)]).await?;
 //! let file = part.finish().await?;
 //! lake.write_manifest(customers, stamp, &[file]).await?;
 //!

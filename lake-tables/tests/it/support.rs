@@ -136,12 +136,8 @@ impl RawWriter {
             let spec = PartSpec { kind: FileKind::FullSync, stamp, part, synced_at, extra_metadata: vec![] };
             let mut writer =
                 self.lake.create_part(self.entity, spec, &WriterOptions::default()).await.expect("create part");
-            let nodes: Vec<Box<serde_json::value::RawValue>> = chunk
-                .iter()
-                .map(|id| serde_json::value::to_raw_value(&node(self.entity, *id, seed)).expect("json"))
-                .collect();
-            let rows: Vec<_> = nodes.iter().map(|n| (&**n, MutationType::Added)).collect();
-            writer.write_nodes(&rows).await.expect("write nodes");
+            let nodes: Vec<String> = chunk.iter().map(|id| node(self.entity, *id, seed).to_string()).collect();
+            writer.write_nodes(nodes.iter().map(|n| (n.as_str(), MutationType::Added))).await.expect("write nodes");
             files.push(writer.finish().await.expect("finish part"));
         }
         self.lake.write_manifest(self.entity, stamp, &files).await.expect("manifest")
@@ -156,8 +152,8 @@ impl RawWriter {
         for row in rows {
             match *row {
                 Row::Upsert { db_id, seed, mutation } => {
-                    let raw = serde_json::value::to_raw_value(&node(self.entity, db_id, seed)).expect("json");
-                    writer.write_nodes(&[(&*raw, mutation)]).await.expect("write nodes");
+                    let text = node(self.entity, db_id, seed).to_string();
+                    writer.write_nodes([(text.as_str(), mutation)]).await.expect("write nodes");
                 }
                 Row::Delete { db_id } => writer.write_deletions(&[db_id]).await.expect("write deletions"),
             }
