@@ -24,9 +24,9 @@ use xledger_model::{ColumnKind, EntitySpec, MUTATION_TYPE_COLUMN, SYNCED_AT_COLU
 
 const PAGE: usize = 10_000;
 
-fn page(entity: &EntitySpec) -> Vec<String> {
+fn page(entity: &'static EntitySpec) -> Vec<String> {
     // All columns filled except ~2% nulls, as in a realistic page.
-    let nulls = support::NullRates { object: 1, leaf: 1 };
+    let nulls = support::NullRates { object: 0.01, leaf: 0.01 };
     support::raw(&support::nodes(entity, 1, PAGE, 42, nulls))
 }
 

@@ -936,6 +936,15 @@ mod tests {
     }
 
     #[test]
+    fn fractional_seconds_are_kept_to_the_microsecond() {
+        let mut node = timesheet();
+        node["createdAt"] = json!("2025-06-30T12:34:56.789");
+        let batch = convert("timesheets", &[node]).unwrap();
+        let created = column(&batch, "createdAt").as_primitive::<TimestampMicrosecondType>().value(0);
+        assert_eq!(DateTime::from_timestamp_micros(created).unwrap().to_rfc3339(), "2025-06-30T10:34:56.789+00:00");
+    }
+
+    #[test]
     fn a_null_parent_nulls_all_its_columns() {
         let batch = convert("timesheets", &[timesheet()]).unwrap();
         assert!(column(&batch, "activity.code").is_null(0));

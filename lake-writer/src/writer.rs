@@ -277,15 +277,13 @@ fn writer_properties(
     // Dictionary encoding pays for repeated values (names, codes, dates, amounts such as hours,
     // mutationType, _synced_at) and Parquet falls back to plain by itself when a column chunk's
     // dictionary outgrows `dictionary_page_size_limit`. It is switched off where values are unique
-    // by nature: dbId (one row per dbId) and date-times (creation and modification instants).
-    // Measured on timesheets (benches/convert.rs): 245k → 327k rows/s and a slightly smaller file.
+    // by nature: dbId (one row per dbId) and date-times (creation and modification instants),
+    // where a dictionary costs time and saves nothing.
     //
     // The limit is 64 KiB instead of Parquet's 1 MiB: a column with a few thousand distinct values
     // per row group (employees, projects, accounts, hours, currencies) keeps its dictionary; one
     // whose values hardly repeat gives up after ~64 KiB instead of hashing a 1 MiB dictionary of
     // near-unique values for every row group and writing a larger file than plain + zstd would.
-    // 1 M timesheets from xledger-sim (near-unique names): tool CPU 4.35 s → 3.38 s, files
-    // 93.4 → 81.4 MB (docs/performance-log.md).
     builder = builder.set_dictionary_page_size_limit(DICTIONARY_PAGE_LIMIT);
     for column in entity.columns {
         if column.name == "dbId" || column.kind == xledger_model::ColumnKind::Timestamp {

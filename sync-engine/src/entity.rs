@@ -237,8 +237,19 @@ impl<'e> EntityRun<'e> {
         let traffic = self.engine.client.stats().entity(self.entity.name);
         self.counts.requests = traffic.requests.saturating_sub(traffic_before.requests);
         self.counts.bytes_received = traffic.bytes_received.saturating_sub(traffic_before.bytes_received);
-        let report =
-            EntityReport { entity: self.entity.name, mode, counts: self.counts, duration: started.elapsed(), outcome };
+        let table = match &self.engine.tables {
+            Some(tables) => Some(self.catch_up_table(tables).await),
+            None => None,
+        };
+        let report = EntityReport {
+            entity: self.entity.name,
+            mode,
+            counts: self.counts,
+            started_at,
+            duration: started.elapsed(),
+            outcome,
+            table,
+        };
         if let Err(error) = self.record_summary(&report, started_at).await {
             tracing::warn!(entity = self.entity.name, %error, "could not record the run summary in state");
         }

@@ -56,14 +56,16 @@ mod pass;
 mod report;
 mod settings;
 mod stop;
+mod tables;
 
 pub use error::EngineError;
 pub use full::reason_text;
 pub use observer::{Observer, Quiet};
 pub use pass::Engine;
-pub use report::{Counts, EntityOutcome, EntityReport, Mode, PassReport, PassStatus, human_bytes};
+pub use report::{Counts, EntityOutcome, EntityReport, Mode, PassReport, PassStatus, TableOutcome, human_bytes};
 pub use settings::{FullLoad, PassRequest, Settings};
 pub use stop::{StopReason, StopSignal};
+pub use tables::rebuild_tables;
 
 /// Names the old app may have used for an entity's App Configuration keys: the entity's own, and
 /// the singular of its feed (`timesheet_deltas` → `timesheet`), for

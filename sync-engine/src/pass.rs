@@ -31,6 +31,7 @@ pub struct Engine {
     pub(crate) holder: LeaseHolder,
     pub(crate) clock: Clock,
     pub(crate) observer: Arc<dyn Observer>,
+    pub(crate) tables: Option<Arc<lake_tables::Tables>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -54,7 +55,19 @@ impl Engine {
             holder: LeaseHolder::current(),
             clock: Clock::system(),
             observer: Arc::new(Quiet),
+            tables: None,
         }
+    }
+
+    /// The same engine keeping `tables` (the current-state Delta tables) after every entity's run.
+    pub fn with_tables(mut self, tables: Arc<lake_tables::Tables>) -> Self {
+        self.tables = Some(tables);
+        self
+    }
+
+    /// The current-state tables this engine keeps, if any.
+    pub fn tables(&self) -> Option<&Arc<lake_tables::Tables>> {
+        self.tables.as_ref()
     }
 
     /// The same engine reading "now" (run stamps, `_synced_at`, feed ages) from `clock`.
@@ -107,7 +120,7 @@ impl Engine {
                 Err(message) => {
                     tracing::error!(entity = entity.name, "{message}");
                     let outcome = EntityOutcome::LeaseHeld(message);
-                    reports.insert(entity.name, EntityReport::failed(entity.name, Mode::Skipped, outcome));
+                    reports.insert(entity.name, EntityReport::failed(entity.name, started_at, Mode::Skipped, outcome));
                 }
             }
         }
@@ -120,7 +133,7 @@ impl Engine {
                 Err(error) => {
                     tracing::error!(entity = entity.name, %error, "cannot read or reconcile the sync state");
                     let outcome = EntityOutcome::Failed(error.to_string());
-                    reports.insert(entity.name, EntityReport::failed(entity.name, Mode::Skipped, outcome));
+                    reports.insert(entity.name, EntityReport::failed(entity.name, started_at, Mode::Skipped, outcome));
                 }
             }
         }
@@ -147,41 +160,20 @@ impl Engine {
             }
         }
 
-        PassReport::new(
+        let report = PassReport::new(
             started_at,
             started.elapsed(),
             request.entities.iter().filter_map(|e| reports.remove(e.name)).collect(),
             stats_before,
             self.client.stats(),
             stop.check(),
-        )
+        );
+        self.record_runs(&report, &self.holder.instance).await;
+        report
     }
 
-    async fn acquire_lease(&self, entity: &'static EntitySpec) -> Result<Lease, String> {
-        let wait = self.settings.lease_wait;
-        let give_up = Instant::now() + wait;
-        let mut announced = false;
-        loop {
-            match self.state.acquire_lease(entity.name, &self.holder, self.settings.lease_ttl).await {
-                // A takeover from a holder that died is logged as a warning by the store.
-                Ok(acquired) => return Ok(acquired.lease),
-                Err(StateError::LeaseHeld { holder, expires_at, .. }) => {
-                    if Instant::now() >= give_up {
-                        return Err(format!(
-                            "{} is being synced by another process ({holder}, lease expires {expires_at}); waited {}",
-                            entity.name,
-                            humantime::format_duration(wait)
-                        ));
-                    }
-                    if !announced {
-                        tracing::info!(entity = entity.name, %holder, "waiting for another process's lease");
-                        announced = true;
-                    }
-                    tokio::time::sleep(Duration::from_millis(500).min(wait)).await;
-                }
-                Err(error) => return Err(format!("cannot take the lease of {}: {error}", entity.name)),
-            }
-        }
+    pub(crate) async fn acquire_lease(&self, entity: &'static EntitySpec) -> Result<Lease, String> {
+        acquire_lease(self.state.as_ref(), &self.holder, &self.settings, entity).await
     }
 
     /// Reads the first feed page of every entity that follows its feed in one request. Entities
@@ -223,6 +215,40 @@ impl Engine {
             Err(error) => tracing::warn!(%error, "the batched probe failed; entities read their feeds one by one"),
         }
         out
+    }
+}
+
+/// Takes `entity`'s lease for `holder`, waiting up to `settings.lease_wait` for another holder;
+/// the error says who holds it.
+pub(crate) async fn acquire_lease(
+    state: &dyn StateStore,
+    holder: &LeaseHolder,
+    settings: &Settings,
+    entity: &'static EntitySpec,
+) -> Result<Lease, String> {
+    let wait = settings.lease_wait;
+    let give_up = Instant::now() + wait;
+    let mut announced = false;
+    loop {
+        match state.acquire_lease(entity.name, holder, settings.lease_ttl).await {
+            // A takeover from a holder that died is logged as a warning by the store.
+            Ok(acquired) => return Ok(acquired.lease),
+            Err(StateError::LeaseHeld { holder, expires_at, .. }) => {
+                if Instant::now() >= give_up {
+                    return Err(format!(
+                        "{} is being synced by another process ({holder}, lease expires {expires_at}); waited {}",
+                        entity.name,
+                        humantime::format_duration(wait)
+                    ));
+                }
+                if !announced {
+                    tracing::info!(entity = entity.name, %holder, "waiting for another process's lease");
+                    announced = true;
+                }
+                tokio::time::sleep(Duration::from_millis(500).min(wait)).await;
+            }
+            Err(error) => return Err(format!("cannot take the lease of {}: {error}", entity.name)),
+        }
     }
 }
 

@@ -100,19 +100,69 @@ impl fmt::Display for EntityOutcome {
     }
 }
 
+/// What the entity's current-state table did after its run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableOutcome {
+    /// It already held every raw file (`version` is `None` for an entity with no complete load yet).
+    UpToDate { version: Option<u64> },
+    /// `files` raw files were applied, ending at table `version`.
+    Applied { files: u64, version: Option<u64> },
+    /// Not attempted: the pass stopped early (deadline, signal, credits), so the next pass catches up.
+    Deferred,
+    /// The table was not updated; the raw sync stands and the next pass tries again.
+    Failed(String),
+}
+
+impl fmt::Display for TableOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let version = |v: &Option<u64>| v.map_or_else(|| "-".to_string(), |v| format!("v{v}"));
+        match self {
+            TableOutcome::UpToDate { version: v } => write!(f, "{} (up to date)", version(v)),
+            TableOutcome::Applied { files, version: v } => write!(f, "{} (+{files} raw)", version(v)),
+            TableOutcome::Deferred => f.write_str("deferred to the next pass (this one stopped early)"),
+            TableOutcome::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
 /// One entity's line of the summary.
 #[derive(Debug, Clone)]
 pub struct EntityReport {
     pub entity: &'static str,
     pub mode: Mode,
     pub counts: Counts,
+    /// When the entity's run started (UTC).
+    pub started_at: DateTime<Utc>,
     pub duration: Duration,
     pub outcome: EntityOutcome,
+    /// The current-state table's step after the run; `None` when tables are off or the entity
+    /// did not run.
+    pub table: Option<TableOutcome>,
 }
 
 impl EntityReport {
-    pub fn failed(entity: &'static str, mode: Mode, outcome: EntityOutcome) -> Self {
-        EntityReport { entity, mode, counts: Counts::default(), duration: Duration::ZERO, outcome }
+    /// An entity that did not run (lease held elsewhere, state unreadable).
+    pub fn failed(entity: &'static str, started_at: DateTime<Utc>, mode: Mode, outcome: EntityOutcome) -> Self {
+        EntityReport {
+            entity,
+            mode,
+            counts: Counts::default(),
+            started_at,
+            duration: Duration::ZERO,
+            outcome,
+            table: None,
+        }
+    }
+
+    /// Why the run or its table failed, if either did (text without secrets).
+    pub fn error_text(&self) -> Option<String> {
+        match (&self.outcome, &self.table) {
+            (EntityOutcome::Failed(why) | EntityOutcome::LeaseHeld(why) | EntityOutcome::Deferred(why), _) => {
+                Some(why.clone())
+            }
+            (_, Some(TableOutcome::Failed(why))) => Some(format!("table: {why}")),
+            _ => None,
+        }
     }
 }
 
@@ -202,6 +252,9 @@ impl PassReport {
                 EntityOutcome::Failed(_) => PassStatus::Failed,
             };
             status = worse(status, this);
+            if matches!(e.table, Some(TableOutcome::Failed(_))) {
+                status = worse(status, PassStatus::Failed);
+            }
         }
         status
     }
@@ -253,6 +306,9 @@ impl PassReport {
                 format!("{:.1}s", e.duration.as_secs_f64()),
                 e.outcome
             ));
+            if let Some(table) = &e.table {
+                out.push_str(&format!("{:<16} table {table}\n", ""));
+            }
         }
         let t = self.total();
         out.push_str(&format!(
@@ -301,6 +357,7 @@ impl PassReport {
                 "bytes_written": e.counts.bytes_written,
                 "duration_s": e.duration.as_secs_f64(),
                 "outcome": e.outcome.to_string(),
+                "table": e.table.as_ref().map(ToString::to_string),
             })).collect::<Vec<_>>(),
         })
     }
@@ -343,8 +400,10 @@ mod tests {
                     entity: "timesheets",
                     mode: Mode::Idle,
                     counts: Counts::default(),
+                    started_at: Utc::now(),
                     duration: Duration::ZERO,
                     outcome: o,
+                    table: None,
                 })
                 .collect(),
             requests: 1,
@@ -387,6 +446,19 @@ mod tests {
         assert_eq!(json["entities"][0]["mode"], "idle");
         assert_eq!(json["requests"], 1);
         assert_eq!(json["status"], "completed");
+    }
+
+    #[test]
+    fn a_table_that_was_not_updated_fails_the_pass_and_shows_in_the_summary() {
+        let mut r = report(vec![EntityOutcome::Synced]);
+        r.entities[0].table = Some(TableOutcome::Failed("not our table".into()));
+        assert_eq!(r.status(), PassStatus::Failed);
+        assert!(r.render_table().contains("table failed: not our table"), "{}", r.render_table());
+        assert_eq!(r.to_json()["entities"][0]["table"], "failed: not our table");
+        assert_eq!(r.entities[0].error_text().as_deref(), Some("table: not our table"));
+        r.entities[0].table = Some(TableOutcome::Applied { files: 2, version: Some(7) });
+        assert_eq!(r.status(), PassStatus::Completed);
+        assert!(r.render_table().contains("table v7 (+2 raw)"), "{}", r.render_table());
     }
 
     #[test]

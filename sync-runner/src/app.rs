@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use lake_tables::{TableOptions, Tables, TablesLocation};
 use lake_writer::{Compression, Lake, LakeOptions, WriterOptions};
 use sync_state::{Phase, StateStore, StoreOptions};
 use tokio::time::Instant;
@@ -72,6 +73,27 @@ pub async fn lake(global: &GlobalArgs) -> anyhow::Result<Lake> {
         .with_context(|| format!("opening the lake {}", global.lake))
 }
 
+/// The current-state tables the settings ask for (`None` for `--tables none`).
+pub async fn tables(global: &GlobalArgs, lake: &Lake) -> anyhow::Result<Option<Arc<Tables>>> {
+    let Some(location) = TablesLocation::parse(&global.tables).map_err(|e| ConfigError::Invalid(e.to_string()))? else {
+        return Ok(None);
+    };
+    let lake_options = LakeOptions { create_container: global.create_container, ..LakeOptions::default() };
+    let defaults = TableOptions::default();
+    let file_rows = global.table_file_rows as usize;
+    let options = TableOptions {
+        target_file_rows: file_rows,
+        row_group_rows: defaults.row_group_rows.min(file_rows),
+        retention: chrono::Duration::from_std(global.table_retention)
+            .map_err(|_| ConfigError::Invalid("XLEDGER_TABLE_RETENTION is too long".into()))?,
+        ..defaults
+    };
+    let tables = Tables::open(&location, lake, lake_options, options)
+        .await
+        .with_context(|| format!("opening the current-state tables {}", global.tables))?;
+    Ok(Some(Arc::new(tables)))
+}
+
 pub async fn state(global: &GlobalArgs) -> anyhow::Result<Arc<dyn StateStore>> {
     let options = StoreOptions {
         key_prefix: global.state_prefix.clone(),
@@ -117,8 +139,13 @@ pub async fn engine(
 ) -> anyhow::Result<Engine> {
     let client = client(global, endpoint, key, deadline)?;
     let lake = lake(global).await?;
+    let tables = tables(global, &lake).await?;
     let state = state(global).await?;
-    Ok(Engine::new(client, lake, state, settings(global)).with_observer(Arc::new(progress)))
+    let engine = Engine::new(client, lake, state, settings(global)).with_observer(Arc::new(progress));
+    Ok(match tables {
+        Some(tables) => engine.with_tables(tables),
+        None => engine,
+    })
 }
 
 /// Runs a pass with signal handling: the first Ctrl-C / SIGTERM stops at the next page boundary.
@@ -170,8 +197,10 @@ pub fn deadline(max_duration: Option<Duration>) -> Option<Instant> {
 pub async fn status(global: &GlobalArgs, selected: &[&'static EntitySpec]) -> anyhow::Result<String> {
     let state = state(global).await?;
     let lake = lake(global).await?;
+    let tables = tables(global, &lake).await?;
     let now = chrono::Utc::now();
-    let mut out = format!("state: {}\nlake:  {}\n\n", state.describe(), lake.describe());
+    let tables_line = tables.as_ref().map_or_else(|| "none".to_string(), |t| t.describe());
+    let mut out = format!("state:  {}\nlake:   {}\ntables: {tables_line}\n\n", state.describe(), lake.describe());
     out.push_str(&format!(
         "{:<16} {:<22} {:<24} {:<26} {:>7}  {}\n",
         "entity", "phase", "cursor", "last success (age)", "files", "note"
@@ -222,6 +251,38 @@ pub async fn status(global: &GlobalArgs, selected: &[&'static EntitySpec]) -> an
             data_files,
             note
         ));
+        if let Some(tables) = &tables {
+            out.push_str(&format!("{:<16} table {}\n", "", table_line(tables, e).await));
+        }
+    }
+    Ok(out)
+}
+
+/// One table's line: version, rows, files, bytes and the last raw file applied (or why not).
+async fn table_line(tables: &Tables, entity: &'static EntitySpec) -> String {
+    match tables.status(entity).await {
+        Ok(None) => "none yet (the next complete full load creates it)".to_string(),
+        Ok(Some(t)) => format!(
+            "v{}: {} rows in {} files, {}, last applied {}",
+            t.version,
+            t.rows,
+            t.files,
+            sync_engine::human_bytes(t.bytes),
+            t.last_applied.as_deref().unwrap_or("-")
+        ),
+        Err(error) => format!("unreadable: {error}"),
+    }
+}
+
+/// `tables status`: every selected entity's table.
+pub async fn tables_status(global: &GlobalArgs, selected: &[&'static EntitySpec]) -> anyhow::Result<String> {
+    let lake = lake(global).await?;
+    let Some(tables) = tables(global, &lake).await? else {
+        return Err(ConfigError::Invalid("the current-state tables are off (XLEDGER_TABLES=none)".into()).into());
+    };
+    let mut out = format!("tables: {}\n\n", tables.describe());
+    for entity in selected {
+        out.push_str(&format!("{:<16} {}\n", entity.name, table_line(&tables, entity).await));
     }
     Ok(out)
 }
@@ -267,8 +328,11 @@ mod tests {
     use crate::cli::Cli;
 
     #[test]
-    fn the_command_lines_defaults_are_the_engines() {
+    fn the_command_lines_defaults_are_the_engines_and_the_tables() {
         let cli = Cli::try_parse_from(["xledger-sync", "status"]).expect("no arguments parse");
         assert_eq!(settings(&cli.global), Settings::default());
+        let tables = TableOptions::default();
+        assert_eq!(cli.global.table_file_rows as usize, tables.target_file_rows);
+        assert_eq!(chrono::Duration::from_std(cli.global.table_retention).ok(), Some(tables.retention));
     }
 }

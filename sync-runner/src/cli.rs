@@ -26,6 +26,9 @@ pub enum Command {
     ResetState(EntityArgs),
     /// Delete entities' lake files and their sync state.
     Wipe(WipeArgs),
+    /// The current-state Delta tables: rebuild them from the raw files, or show them.
+    #[command(subcommand)]
+    Tables(TablesCommand),
     /// Try it without a key: a built-in Xledger simulator, a full load, changes, an incremental pass.
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
@@ -53,6 +56,14 @@ impl Command {
             _ => false,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TablesCommand {
+    /// Rebuild entities' tables from the raw files alone (no request to Xledger).
+    Rebuild(EntityArgs),
+    /// Each table's version, rows, files, bytes and the last raw file applied.
+    Status,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +131,17 @@ pub struct GlobalArgs {
     /// The lake: a path, file://…, az://container/prefix or abfss://container@account.dfs.core.windows.net/prefix.
     #[arg(long, env = "XLEDGER_LAKE", default_value = "./lake", global = true)]
     pub lake: String,
+    /// The current-state Delta tables: `current` (a sub-folder of the lake), another sub-folder, an
+    /// absolute path or URL (`file://`, `az://`, `abfss://`), or `none` for no tables.
+    #[arg(long, env = "XLEDGER_TABLES", default_value = "current", global = true)]
+    pub tables: String,
+    /// Rows per data file of a current-state table: a change rewrites only the files whose dbId range
+    /// it touches, so smaller files rewrite less and make more files to compact.
+    #[arg(long, env = "XLEDGER_TABLE_FILE_ROWS", default_value_t = 32_768, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub table_file_rows: u64,
+    /// How long files a table no longer uses are kept for readers of older versions before vacuum deletes them.
+    #[arg(long, env = "XLEDGER_TABLE_RETENTION", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
+    pub table_retention: Duration,
     /// Create the Azure container when it is missing.
     #[arg(long, env = "XLEDGER_CREATE_CONTAINER", global = true)]
     pub create_container: bool,

@@ -56,14 +56,53 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs, progress: Progress) -> an
         anyhow::bail!("the demo's incremental pass did not complete:\n{}", incremental.render_table());
     }
 
-    let lake = Path::new(&global.lake);
-    let _ = writeln!(
-        out,
-        "Look at the data (DuckDB, `pip install duckdb` or the duckdb CLI):\n  duckdb -c \"SELECT mutationType, count(*), sum(workingHours) FROM read_parquet('{}/timesheets/*.parquet') GROUP BY ALL\"",
-        lake.display()
-    );
+    let (rows, hours) = timesheet_totals(&sim)?;
+    match engine.tables() {
+        Some(tables) => {
+            let _ = writeln!(
+                out,
+                "4. The current state, one row per timesheet, straight from its Delta table (DuckDB with its delta extension):\n  {}\n  expected (the simulator's truth): {rows} timesheets, {hours} hours",
+                current_state_query(&tables.describe())
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "4. The current-state tables are off (--tables none): rebuild the state from the raw files as docs/lake-contract.md says.\n  expected (the simulator's truth): {rows} timesheets, {hours} hours"
+            );
+        }
+    }
     sim.shutdown().await;
     Ok(out)
+}
+
+/// The DuckDB command that reads the timesheets table under `tables` (its description: a path or
+/// URL, perhaps followed by ` (endpoint …)`).
+pub fn current_state_query(tables: &str) -> String {
+    let location = tables.split_once(" (").map_or(tables, |(location, _)| location);
+    let table = format!("{}/timesheets", location.trim_end_matches('/')).replace('\'', "''");
+    format!(
+        "duckdb -c \"INSTALL delta; LOAD delta; SELECT count(*) AS timesheets, sum(workingHours) AS hours FROM delta_scan('{table}')\""
+    )
+}
+
+/// The simulator's timesheets: how many, and their hours summed exactly (at the column's scale).
+fn timesheet_totals(sim: &xledger_sim::SimHandle) -> anyhow::Result<(usize, String)> {
+    let truth = sim.truth("timesheets").context("reading the simulator's timesheets")?;
+    let timesheets = xledger_model::entity("timesheets").context("the registry has timesheets")?;
+    let Some(xledger_model::ColumnKind::Decimal { precision, scale }) =
+        timesheets.column("workingHours").map(|c| c.kind)
+    else {
+        anyhow::bail!("timesheets.workingHours is not a decimal column");
+    };
+    let mut total: i128 = 0;
+    for node in &truth {
+        if let Some(text) = node["workingHours"].as_str() {
+            total += xledger_model::decimal::parse_decimal(text, precision, scale)
+                .map_err(|e| anyhow::anyhow!("the simulator's workingHours {text:?}: {e}"))?;
+        }
+    }
+    Ok((truth.len(), xledger_model::decimal::format_decimal(total, scale)))
 }
 
 fn demo_state_path(lake: &str) -> String {

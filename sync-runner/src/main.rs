@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use sync_engine::{FullLoad, PassReport, PassRequest, StopSignal};
 use sync_runner::app::{self, ConfigError};
-use sync_runner::cli::{Cli, Command, LogFormat};
+use sync_runner::cli::{Cli, Command, LogFormat, TablesCommand};
 use sync_runner::logging::{LogDestination, LogSettings};
 use sync_runner::progress::Progress;
 
@@ -91,10 +91,46 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("deleted {deleted} files and the sync state of {} entities", selected.len());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Tables(TablesCommand::Status) => {
+            let selected = app::select_entities(&[])?;
+            print!("{}", app::tables_status(global, &selected).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tables(TablesCommand::Rebuild(args)) => {
+            let selected = app::select_entities(&args.entities)?;
+            tables_rebuild(global, &selected).await
+        }
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo(global, &args, progress).await,
         Command::Serve => sync_runner::service::serve_command(global).await.map(|()| ExitCode::SUCCESS),
     }
+}
+
+/// `tables rebuild`: from the raw files alone, each entity under its lease; exit 1 if any failed.
+async fn tables_rebuild(
+    global: &sync_runner::cli::GlobalArgs,
+    selected: &[&'static xledger_model::EntitySpec],
+) -> anyhow::Result<ExitCode> {
+    let lake = app::lake(global).await?;
+    let Some(tables) = app::tables(global, &lake).await? else {
+        return Err(ConfigError::Invalid("the current-state tables are off (XLEDGER_TABLES=none)".into()).into());
+    };
+    let state = app::state(global).await?;
+    let holder = sync_state::LeaseHolder::current();
+    let settings = app::settings(global);
+    let results = sync_engine::rebuild_tables(&lake, state.as_ref(), &tables, &holder, &settings, selected).await;
+    let mut failed = 0;
+    for (entity, result) in results {
+        match result {
+            Ok(Some(version)) => println!("{entity:<16} rebuilt: table version {version}"),
+            Ok(None) => println!("{entity:<16} no complete full load yet: no table"),
+            Err(error) => {
+                failed += 1;
+                eprintln!("error: {entity}: {error}");
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn finish(report: &PassReport) -> ExitCode {

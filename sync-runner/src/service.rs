@@ -19,6 +19,7 @@ use crate::serve::{
 pub struct EngineService {
     global: GlobalArgs,
     lake: Lake,
+    tables: Option<Arc<lake_tables::Tables>>,
     state: Arc<dyn StateStore>,
 }
 
@@ -27,8 +28,9 @@ impl EngineService {
         // Fail at start-up (visible in the host's log) rather than on the first timer.
         app::api_key(&global)?;
         let lake = app::lake(&global).await?;
+        let tables = app::tables(&global, &lake).await?;
         let state = app::state(&global).await?;
-        Ok(EngineService { global, lake, state })
+        Ok(EngineService { global, lake, tables, state })
     }
 
     fn entities(&self, names: &[String]) -> Result<Vec<&'static EntitySpec>, ServiceError> {
@@ -69,7 +71,10 @@ impl SyncService for EngineService {
                 };
             }
         };
-        let engine = Engine::new(client, self.lake.clone(), self.state.clone(), app::settings(&self.global));
+        let mut engine = Engine::new(client, self.lake.clone(), self.state.clone(), app::settings(&self.global));
+        if let Some(tables) = &self.tables {
+            engine = engine.with_tables(tables.clone());
+        }
         let stop = StopSignal::new(Some(request.deadline));
         tracing::info!(trigger = %request.trigger, full_load = ?request.full_load, "pass starting");
         let report = engine.run_pass(PassRequest { entities, full_load: request.full_load }, stop).await;

@@ -1,5 +1,5 @@
-//! End-to-end through the real binary: SIGKILL at random points, a lease held by another process,
-//! and `--max-duration` resuming over several invocations.
+//! End-to-end through the real binary: SIGKILL at random points (raw files, state, current-state
+//! tables), a lease held by another process, and `--max-duration` resuming over several invocations.
 
 mod common;
 
@@ -8,6 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::TestEnv;
+use test_support::readers::{ExpectedTable, assert_exactly_once, assert_readers_agree};
 use tokio::process::Command;
 use xledger_model::entities;
 use xledger_sim::SimRng;
@@ -25,6 +26,9 @@ fn command(env: &TestEnv, extra_env: &[(&str, &str)], args: &[&str]) -> Command 
         .env("XLEDGER_DBID_CHUNK_SIZE", "40")
         .env("XLEDGER_LEASE_TTL", "1s")
         .env("XLEDGER_LEASE_WAIT", "10s")
+        // Small table files: changes rewrite several files and compactions come often, so kills
+        // land in table commits and compactions too.
+        .env("XLEDGER_TABLE_FILE_ROWS", "64")
         .env("XLEDGER_LOG_FORMAT", "json")
         .env("RUST_LOG", "warn");
     for (k, v) in extra_env {
@@ -163,6 +167,21 @@ async fn sigkill_at_random_points_loses_and_repeats_nothing() {
             lake.file_metadata(entity.name, &f.name).await.expect("every visible file is a complete Parquet file");
         }
     }
+
+    // The current-state tables, read by DuckDB's delta extension and by Python deltalake, hold the
+    // truth, and no table version applied a raw file twice.
+    let truths: Vec<_> = entities().iter().map(|entity| env.truth(entity)).collect();
+    let paths: Vec<_> = entities().iter().map(|entity| env.lake_path().join("current").join(entity.name)).collect();
+    let expected: Vec<ExpectedTable<'_>> = entities()
+        .iter()
+        .zip(&paths)
+        .zip(&truths)
+        .map(|((entity, path), rows)| ExpectedTable { entity, path, rows })
+        .collect();
+    assert_readers_agree(&expected).await;
+    for (entity, path) in entities().iter().zip(&paths) {
+        assert_exactly_once(path, &lake_tables::app_id(entity.name));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,4 +302,58 @@ async fn of_two_concurrent_processes_one_syncs_and_the_other_exits_naming_it() {
     assert_eq!(first.status.code(), Some(0), "{first_text}");
     env.sim.clear_faults();
     env.assert_lake_matches_truth().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_ends_with_a_query_on_the_current_table_that_gives_the_truths_totals() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lake = dir.path().join("lake");
+    let out = Command::new(env!("CARGO_BIN_EXE_xledger-sync"))
+        .args([
+            "--lake",
+            lake.to_str().expect("UTF-8"),
+            "--log-format",
+            "json",
+            "demo",
+            "--rows",
+            "300",
+            "--changes",
+            "200",
+        ])
+        .env("RUST_LOG", "warn")
+        .current_dir(dir.path())
+        .output()
+        .await
+        .expect("the demo runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "the demo failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    let query = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("duckdb -c \"INSTALL delta; LOAD delta; "))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("the demo prints a DuckDB query on the table: {text}"));
+    let expected = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("expected (the simulator's truth): "))
+        .unwrap_or_else(|| panic!("the demo prints the truth's totals: {text}"));
+
+    // The printed query, run by DuckDB with its delta extension (loaded from the installed package:
+    // `INSTALL delta` would download it).
+    let (python, path) = test_support::readers::python();
+    let script = r#"
+import os, sys, duckdb
+extension = os.path.join(sys.argv[2], "duckdb_ext", "extensions", "v" + duckdb.__version__, "linux_amd64", "delta.duckdb_extension")
+con = duckdb.connect()
+con.execute("LOAD '" + extension + "'")
+count, hours = con.execute(sys.argv[1]).fetchone()
+print(f"{count} timesheets, {hours} hours")
+"#;
+    let read = Command::new(&python)
+        .args(["-c", script, query, &path])
+        .env("PYTHONPATH", &path)
+        .output()
+        .await
+        .expect("python runs");
+    assert!(read.status.success(), "DuckDB failed: {}", String::from_utf8_lossy(&read.stderr));
+    assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), expected);
 }

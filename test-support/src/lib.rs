@@ -9,6 +9,8 @@
 //! - [`env`]: a simulator with a temporary lake and state, a client with test-sized waits, and the
 //!   check that the lake rebuilds to the simulator's truth (the end-to-end tests of sync-engine and
 //!   sync-runner).
+//! - [`readers`]: DuckDB's delta extension and Python `deltalake` read current-state tables, whose
+//!   rows must equal the expected ones (installed by `cargo xtask test`).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -33,3 +35,4 @@
 
 pub mod app_config;
 pub mod env;
+pub mod readers;

@@ -1,169 +1,18 @@
-//! The independent readers: DuckDB's delta extension and Python `deltalake` read every table; their
-//! rows must equal the contract's rebuild of the raw files, value for value.
+//! The independent readers (DuckDB's delta extension, Python `deltalake`) on this crate's tables:
+//! their rows must equal the contract's rebuild of the raw files (`test_support::readers`).
 
-use std::collections::BTreeMap;
-
-use serde_json::Value;
-use xledger_model::{ColumnKind, EntitySpec};
+use test_support::readers::ExpectedTable;
+use xledger_model::EntitySpec;
 
 use crate::support::{Env, expected};
 
-/// `(python, PYTHONPATH)` where `duckdb`, its delta extension and `deltalake` import, from
-/// `cargo xtask test`. Missing tools fail the test: it never passes without the readers.
-fn python() -> (String, String) {
-    let path = std::env::var("XLEDGER_TEST_PYTHONPATH").unwrap_or_else(|_| {
-        panic!(
-            "XLEDGER_TEST_PYTHONPATH is not set: run these tests with `cargo xtask test -- -p lake-tables` (it installs \
-             DuckDB, duckdb-ext-delta and deltalake into tools/python)"
-        )
-    });
-    let python = std::env::var("XLEDGER_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    (python, path)
-}
-
-/// Reads each table with both readers: per reader and entity, the rows as JSON with exact forms
-/// (decimals as scaled integers, dates as days, timestamps as µs since the epoch).
-const SCRIPT: &str = r#"
-import json, os, sys, decimal
-import pyarrow as pa, pyarrow.compute as pc
-import duckdb, deltalake
-
-tables = json.loads(sys.argv[1])
-extension = os.path.join(sys.argv[2], "duckdb_ext", "extensions", "v" + duckdb.__version__, "linux_amd64", "delta.duckdb_extension")
-if not os.path.isfile(extension):
-    sys.exit("the delta extension is not at " + extension)
-con = duckdb.connect()
-con.execute("LOAD '" + extension.replace("'", "''") + "'")
-
-def rows(table, scales):
-    columns = {}
-    for name in table.column_names:
-        column = table.column(name)
-        kind = column.type
-        if pa.types.is_timestamp(kind):
-            column = pc.cast(pc.cast(column, pa.timestamp("us", tz="UTC")), pa.int64())
-        elif pa.types.is_date(kind):
-            column = pc.cast(column, pa.int32())
-        values = column.to_pylist()
-        if name in scales:
-            values = [None if v is None else str(int(v.scaleb(scales[name]))) for v in values]
-        columns[name] = values
-    count = table.num_rows
-    return [{name: columns[name][i] for name in table.column_names} for i in range(count)]
-
-out = {}
-for entity, spec in tables.items():
-    path, scales = spec["path"], spec["scales"]
-    dt = deltalake.DeltaTable(path)
-    protocol = dt.protocol()
-    names = [f.name for f in dt.schema().fields]
-    via_duckdb = con.execute("SELECT * FROM delta_scan('" + path.replace("'", "''") + "')").fetch_arrow_table()
-    out[entity] = {
-        "protocol": [protocol.min_reader_version, protocol.min_writer_version],
-        "columns": names,
-        "deltalake": rows(dt.to_pyarrow_table(), scales),
-        "duckdb": rows(via_duckdb, scales),
-    }
-print(json.dumps(out))
-"#;
-
-/// The expected rows in the script's exact forms.
-fn exact(entity: &EntitySpec, row: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for column in entity.columns {
-        let value = &row[column.name];
-        let value = match (column.kind, value) {
-            (_, Value::Null) => Value::Null,
-            (ColumnKind::Decimal { precision, scale }, Value::String(text)) => {
-                let scaled = xledger_model::decimal::parse_decimal(text, precision, scale).expect("canonical decimal");
-                Value::from(scaled.to_string())
-            }
-            (ColumnKind::Date, Value::String(text)) => {
-                let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("canonical date");
-                Value::from((date - chrono::NaiveDate::default()).num_days())
-            }
-            (ColumnKind::Timestamp, Value::String(text)) => {
-                let t = chrono::DateTime::parse_from_rfc3339(text).expect("canonical timestamp");
-                Value::from(t.timestamp_micros())
-            }
-            (_, other) => other.clone(),
-        };
-        out.insert(column.name.to_string(), value);
-    }
-    out
-}
-
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        _ => a == b,
-    }
-}
-
 pub async fn assert_readers_agree(env: &Env, entities: &[EntitySpec]) {
-    let (python, path) = python();
-    let mut tables = serde_json::Map::new();
-    for entity in entities {
-        let scales: serde_json::Map<String, Value> = entity
-            .columns
-            .iter()
-            .filter_map(|c| match c.kind {
-                ColumnKind::Decimal { scale, .. } => Some((c.name.to_string(), Value::from(scale))),
-                _ => None,
-            })
-            .collect();
-        let table = env.dir.path().join("current").join(entity.name);
-        tables.insert(
-            entity.name.to_string(),
-            serde_json::json!({"path": table.to_str().expect("utf-8"), "scales": scales}),
-        );
-    }
-    let output = tokio::process::Command::new(&python)
-        .arg("-c")
-        .arg(SCRIPT)
-        .arg(Value::Object(tables).to_string())
-        .arg(&path)
-        .env("PYTHONPATH", &path)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("running {python}: {e}"));
-    assert!(output.status.success(), "the readers failed: {}", String::from_utf8_lossy(&output.stderr));
-    let read: Value = serde_json::from_slice(&output.stdout).expect("the readers' JSON");
+    let mut rows = Vec::new();
     for entity in entities {
         let spec: &'static EntitySpec = xledger_model::entity(entity.name).expect("a registered entity");
-        let result = &read[entity.name];
-        assert_eq!(result["protocol"], serde_json::json!([1, 2]), "{}: protocol", entity.name);
-        // The set of columns (their order is checked on the Rust side: a schema change appends).
-        let mut columns: Vec<String> = entity.columns.iter().map(|c| c.name.to_string()).collect();
-        columns.push("_synced_at".into());
-        columns.sort();
-        let mut read_columns: Vec<String> = serde_json::from_value(result["columns"].clone()).expect("column names");
-        read_columns.sort();
-        assert_eq!(read_columns, columns, "{}: columns", entity.name);
-        let expected: BTreeMap<i64, BTreeMap<String, Value>> =
-            expected(&env.lake, spec).await.iter().map(|(id, row)| (*id, exact(entity, row))).collect();
-        for reader in ["deltalake", "duckdb"] {
-            let rows = result[reader].as_array().unwrap_or_else(|| panic!("{}: no rows from {reader}", entity.name));
-            let mut by_id = BTreeMap::new();
-            for row in rows {
-                let id =
-                    row["dbId"].as_i64().unwrap_or_else(|| panic!("{}: {reader}: a row without dbId", entity.name));
-                assert!(row["_synced_at"].is_i64(), "{}: {reader}: _synced_at", entity.name);
-                assert!(by_id.insert(id, row.clone()).is_none(), "{}: {reader}: dbId {id} twice", entity.name);
-            }
-            assert_eq!(by_id.len(), expected.len(), "{}: {reader}: row count", entity.name);
-            for (id, want) in &expected {
-                let got = &by_id[id];
-                for (column, value) in want {
-                    assert!(
-                        same(&got[column], value),
-                        "{}: {reader}: dbId {id} column {column}: {} != {}",
-                        entity.name,
-                        got[column],
-                        value
-                    );
-                }
-            }
-        }
+        rows.push((entity, env.dir.path().join("current").join(entity.name), expected(&env.lake, spec).await));
     }
+    let tables: Vec<ExpectedTable<'_>> =
+        rows.iter().map(|(entity, path, rows)| ExpectedTable { entity, path, rows }).collect();
+    test_support::readers::assert_readers_agree(&tables).await;
 }

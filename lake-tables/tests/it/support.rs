@@ -252,52 +252,7 @@ pub async fn read_table(lake: &Lake, folder: &str) -> Vec<arrow::array::RecordBa
     .expect("kernel reader thread")
 }
 
-/// Every commit of a table's log: (version, txn versions for `app_id`, applied raw files).
-pub fn commits(dir: &std::path::Path, folder: &str, app_id: &str) -> Vec<(u64, Vec<i64>, Vec<String>)> {
-    let log = dir.join(folder).join("_delta_log");
-    let mut out = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(&log).expect("log dir").map(|e| e.expect("entry").path()).collect();
-    entries.sort();
-    for path in entries {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        let Some(version) = name.strip_suffix(".json").and_then(|v| v.parse::<u64>().ok()) else { continue };
-        let text = std::fs::read_to_string(&path).expect("log entry");
-        let mut txns = Vec::new();
-        let mut applied = Vec::new();
-        for line in text.lines() {
-            let value: Value = serde_json::from_str(line).expect("json line");
-            if let Some(txn) = value.get("txn")
-                && txn["appId"] == app_id
-            {
-                txns.push(txn["version"].as_i64().expect("txn version"));
-            }
-            if let Some(list) =
-                value.pointer("/commitInfo/operationParameters/xledger.applied").and_then(|v| v.as_str())
-            {
-                let names: Vec<String> = serde_json::from_str(list).expect("applied list");
-                applied.extend(names);
-            }
-        }
-        out.push((version, txns, applied));
-    }
-    out
-}
-
-/// No raw file applied twice since the newest full-load commit... and txn versions strictly increase
-/// between full loads; a full load commit may start again lower only for a `rebuild`.
+/// The log's commits of one table, and that no raw file was applied twice (`test_support::readers`).
 pub fn assert_exactly_once(dir: &std::path::Path, folder: &str, entity: &str) {
-    let commits = commits(dir, folder, &lake_tables::app_id(entity));
-    let mut seen = std::collections::BTreeSet::new();
-    let mut last_txn = i64::MIN;
-    for (version, txns, applied) in &commits {
-        assert!(txns.len() <= 1, "{entity}: version {version} has {} txn actions", txns.len());
-        if let Some(txn) = txns.first() {
-            assert!(*txn > last_txn, "{entity}: version {version} txn {txn} does not exceed {last_txn}");
-            last_txn = *txn;
-            assert_eq!(applied.len(), 1, "{entity}: version {version} applies one raw file");
-        }
-        for name in applied {
-            assert!(seen.insert(name.clone()), "{entity}: raw file {name} applied twice (again at version {version})");
-        }
-    }
+    test_support::readers::assert_exactly_once(&dir.join(folder), &lake_tables::app_id(entity));
 }

@@ -3,6 +3,7 @@
 
 mod engine;
 mod legacy;
+mod tables;
 
 use std::time::Duration;
 

@@ -1,8 +1,6 @@
 //! Paging items, change feeds and `dbId_in` chunks: which variables go out, when the stream ends,
 //! and how a stuck cursor ends it with an error instead of a loop.
 
-mod common;
-
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use wiremock::matchers::method;
@@ -11,7 +9,7 @@ use xledger_client::{ErrorKind, ItemsPage, RequestContext, XledgerClient};
 use xledger_model::page::{MutationType, node_db_id};
 use xledger_model::{EntitySpec, entity};
 
-use common::{after_is, client, delta_body, json_response, page_body, paused_config, variables};
+use crate::common::{after_is, client, delta_body, json_response, page_body, paused_config, variables};
 
 fn timesheets() -> &'static EntitySpec {
     entity("timesheets").expect("built-in entity")
@@ -38,7 +36,7 @@ async fn collect_items(
 
 #[tokio::test(start_paused = true)]
 async fn items_pages_follow_the_last_cursor_until_has_next_page_is_false() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     mount_page(&server, None, page_body("timesheets", &[("c1", node("1")), ("c2", node("2"))], true)).await;
     mount_page(&server, Some("c2"), page_body("timesheets", &[("c3", node("3")), ("c4", node("4"))], true)).await;
     mount_page(&server, Some("c4"), page_body("timesheets", &[("c5", node("5"))], false)).await;
@@ -54,12 +52,12 @@ async fn items_pages_follow_the_last_cursor_until_has_next_page_is_false() {
     let requests = server.received_requests().await.expect("recording is on");
     assert_eq!(requests.len(), 3);
     assert!(requests.iter().all(|r| variables(r)["first"] == json!(2)));
-    assert!(common::query(&requests[0]).starts_with("query TimesheetsPage("));
+    assert!(crate::common::query(&requests[0]).starts_with("query TimesheetsPage("));
 }
 
 #[tokio::test(start_paused = true)]
 async fn items_pages_start_after_the_given_cursor() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     mount_page(&server, Some("c4"), page_body("timesheets", &[("c5", node("5"))], false)).await;
     let client = client(paused_config(&server));
 
@@ -71,7 +69,7 @@ async fn items_pages_start_after_the_given_cursor() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cursor_that_does_not_advance_ends_the_stream_with_an_error() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     mount_page(&server, None, page_body("timesheets", &[("c1", node("1"))], true)).await;
     mount_page(&server, Some("c1"), page_body("timesheets", &[("c1", node("1"))], true)).await;
     let client = client(paused_config(&server));
@@ -87,7 +85,7 @@ async fn a_cursor_that_does_not_advance_ends_the_stream_with_an_error() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cursor_cycle_is_caught_as_not_advancing() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     mount_page(&server, None, page_body("timesheets", &[("c1", node("1"))], true)).await;
     mount_page(&server, Some("c1"), page_body("timesheets", &[("c2", node("2"))], true)).await;
     mount_page(&server, Some("c2"), page_body("timesheets", &[("c1", node("1"))], true)).await;
@@ -101,7 +99,7 @@ async fn a_cursor_cycle_is_caught_as_not_advancing() {
 
 #[tokio::test(start_paused = true)]
 async fn an_empty_page_claiming_a_next_page_ends_the_stream_with_an_error() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     mount_page(&server, None, page_body("timesheets", &[], true)).await;
     let client = client(paused_config(&server));
 
@@ -113,7 +111,7 @@ async fn an_empty_page_claiming_a_next_page_ends_the_stream_with_an_error() {
 
 #[tokio::test(start_paused = true)]
 async fn an_empty_last_page_ends_the_stream_cleanly() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     mount_page(&server, None, page_body("timesheets", &[], false)).await;
     let client = client(paused_config(&server));
 
@@ -125,7 +123,7 @@ async fn an_empty_last_page_ends_the_stream_cleanly() {
 
 #[tokio::test(start_paused = true)]
 async fn a_page_size_above_the_limit_is_refused_without_a_request() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let client = client(paused_config(&server));
 
     let pages: Vec<_> = client.items_pages(timesheets(), 10_001, None).collect().await;
@@ -141,7 +139,7 @@ fn db_ids_are(expected: Value) -> impl Fn(&Request) -> bool + Send + Sync + 'sta
 
 #[tokio::test(start_paused = true)]
 async fn items_by_db_ids_sends_string_ids_for_int64string_entities_and_pages_each_chunk() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let chunk_one = json!(["11", "12"]);
     Mock::given(method("POST"))
         .and(db_ids_are(chunk_one.clone()))
@@ -170,12 +168,12 @@ async fn items_by_db_ids_sends_string_ids_for_int64string_entities_and_pages_eac
     let ids: Vec<i64> = pages.iter().flat_map(|p| p.nodes().map(|n| node_db_id(n).expect("a dbId"))).collect();
     assert_eq!(ids, [11, 12, 13]);
     let requests = server.received_requests().await.expect("recording is on");
-    assert!(common::query(&requests[0]).starts_with("query TimesheetsByDbIds("));
+    assert!(crate::common::query(&requests[0]).starts_with("query TimesheetsByDbIds("));
 }
 
 #[tokio::test(start_paused = true)]
 async fn items_by_db_ids_sends_numeric_ids_for_int_entities() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .and(db_ids_are(json!([7, 8])))
         .respond_with(json_response(page_body(
@@ -196,7 +194,7 @@ async fn items_by_db_ids_sends_numeric_ids_for_int_entities() {
 
 #[tokio::test(start_paused = true)]
 async fn items_by_db_ids_errors_name_the_chunk() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .and(db_ids_are(json!([1])))
         .respond_with(json_response(page_body("projects", &[("1", json!({"dbId": 1}))], false)))
@@ -219,7 +217,7 @@ async fn items_by_db_ids_errors_name_the_chunk() {
 
 #[tokio::test(start_paused = true)]
 async fn delta_pages_decode_changes_and_end_on_the_last_page() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     mount_page(
         &server,
         Some("100"),
@@ -239,7 +237,7 @@ async fn delta_pages_decode_changes_and_end_on_the_last_page() {
 
 #[tokio::test(start_paused = true)]
 async fn a_rejected_delta_cursor_is_reported_for_a_full_resync() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .respond_with(json_response(json!({"errors": [{"message": "Cursor not found"}]})))
         .expect(1)
@@ -255,7 +253,7 @@ async fn a_rejected_delta_cursor_is_reported_for_a_full_resync() {
 
 #[tokio::test(start_paused = true)]
 async fn deltas_head_cursor_asks_for_the_last_change() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .and(|r: &Request| variables(r) == json!({"last": 1}))
         .respond_with(json_response(delta_body("project_deltas", &[("9000", json!(77), "UPDATED")], false)))
@@ -269,7 +267,7 @@ async fn deltas_head_cursor_asks_for_the_last_change() {
 
 #[tokio::test(start_paused = true)]
 async fn deltas_head_cursor_of_an_empty_feed_is_none() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .respond_with(json_response(delta_body("project_deltas", &[], false)))
         .mount(&server)
@@ -282,7 +280,7 @@ async fn deltas_head_cursor_of_an_empty_feed_is_none() {
 #[tokio::test(start_paused = true)]
 async fn typed_operations_decode_into_the_generated_types() {
     use xledger_model::queries::timesheets::{TimesheetsPage, timesheets_page};
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .and(|r: &Request| variables(r) == json!({"first": 1}))
         .respond_with(json_response(page_body("timesheets", &[("c1", node("123456789012"))], false)))
@@ -306,7 +304,7 @@ async fn typed_operations_decode_into_the_generated_types() {
 
 #[tokio::test(start_paused = true)]
 async fn traffic_is_counted_per_entity_as_well_as_in_total() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     mount_page(&server, None, page_body("timesheets", &[("c1", node("1")), ("c2", node("2"))], true)).await;
     mount_page(&server, Some("c2"), page_body("timesheets", &[("c3", node("3"))], false)).await;
     let client = client(paused_config(&server));
@@ -326,7 +324,7 @@ async fn traffic_is_counted_per_entity_as_well_as_in_total() {
 #[tokio::test(start_paused = true)]
 async fn nodes_are_handed_over_as_sent_whatever_their_values() {
     // The client does not judge node values (the lake writer does, naming entity, dbId and column).
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let body = page_body("timesheets", &[("c1", node("1")), ("c2", node("bad")), ("c3", node("3"))], false);
     mount_page(&server, None, body).await;
     let client = client(paused_config(&server));
@@ -340,7 +338,7 @@ async fn nodes_are_handed_over_as_sent_whatever_their_values() {
 
 #[tokio::test(start_paused = true)]
 async fn a_page_with_data_and_a_retryable_error_is_retried_and_only_the_clean_page_returned() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let mut spoiled = page_body("timesheets", &[("c0", node("0"))], false);
     spoiled["errors"] = json!([{ "message": "slow down", "code": "BAD_REQUEST.BURST_RATE_LIMIT_REACHED" }]);
     Mock::given(method("POST")).respond_with(json_response(spoiled)).up_to_n_times(1).mount(&server).await;
@@ -355,7 +353,7 @@ async fn a_page_with_data_and_a_retryable_error_is_retried_and_only_the_clean_pa
 
 #[tokio::test(start_paused = true)]
 async fn a_page_that_is_not_utf8_is_refused() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     // A bad byte inside the second node's string fails the whole page.
     let text = page_body("timesheets", &[("c1", node("1")), ("c2", node("2"))], false).to_string();
     let mut bytes = text.replacen(r#""dbId":"2""#, r#""dbId":"2?""#, 1).into_bytes();

@@ -1,10 +1,8 @@
 //! Queries over HTTP: pagination and the cap, cursors, filters, aliases, validation, auth.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use xledger_sim::{BAD_TOKEN_FORMAT_MESSAGE, INVALID_TOKEN_MESSAGE, SimConfig, Simulator};
 

@@ -1,10 +1,8 @@
 //! Entities beyond the built-in registry: specs built at run time drive data, validation and feeds.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use xledger_model::{ColumnSpec, EntitySpec};
 use xledger_sim::{SimConfig, SimError, Simulator};

@@ -1,8 +1,6 @@
 //! What goes on the wire: headers, gzip, byte accounting, the in-flight limit, endpoint refusal,
 //! and the API key kept out of every formatted error and log line.
 
-mod common;
-
 use std::io::Write;
 use std::time::Duration;
 
@@ -11,7 +9,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 use xledger_client::{ApiKey, ClientConfig, ErrorKind, RequestContext, XledgerClient, default_user_agent};
 
-use common::{
+use crate::common::{
     KEY, LogCapture, RawServer, client, error_body, json_response, paused_config, paused_config_for, raw_json_response,
 };
 
@@ -27,7 +25,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 #[tokio::test(start_paused = true)]
 async fn sends_token_authorization_gzip_and_user_agent_headers() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .and(path("/graphql"))
         .and(header("authorization", format!("token {KEY}").as_str()))
@@ -48,7 +46,7 @@ async fn sends_token_authorization_gzip_and_user_agent_headers() {
 
 #[tokio::test(start_paused = true)]
 async fn gzip_bodies_are_decoded_and_counted_compressed() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let nodes: Vec<_> = (0..200).map(|i| json!({"dbId": i, "description": "the same words again and again"})).collect();
     let plain = serde_json::to_vec(&json!({"data": {"rows": nodes}})).expect("serialize");
     let compressed = gzip(&plain);
@@ -76,7 +74,7 @@ async fn gzip_bodies_are_decoded_and_counted_compressed() {
 
 #[tokio::test(start_paused = true)]
 async fn truncated_gzip_body_is_a_truncated_response() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let compressed = gzip(&serde_json::to_vec(&json!({"data": {"text": "x".repeat(5000)}})).expect("serialize"));
     Mock::given(method("POST"))
         .respond_with(
@@ -152,7 +150,7 @@ fn the_key_is_redacted_from_debug_and_display() {
 #[tokio::test(start_paused = true)]
 async fn the_key_never_appears_in_errors_or_logs_even_when_the_server_echoes_it() {
     let (logs, _guard) = LogCapture::install();
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let echo = format!("Too many requests for token {KEY}");
     Mock::given(method("POST"))
         .respond_with(json_response(error_body("BAD_REQUEST.BURST_RATE_LIMIT_REACHED", &echo)))

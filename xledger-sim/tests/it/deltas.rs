@@ -1,10 +1,8 @@
 //! Change feeds: ordering, the head cursor, repeated changes, retention and expired cursors.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);

@@ -1,11 +1,9 @@
 //! The public node generator and PRNG: the same rows as a simulator, and the knobs other test
 //! suites need (first dbId, null rates, profile).
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use xledger_sim::{DataProfile, NodeOptions, NullRates, SimConfig, SimRng, Simulator, generate_node_values};
 

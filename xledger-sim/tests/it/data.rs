@@ -1,10 +1,8 @@
 //! The generated data: realistic, typed by the registry, deterministic for a seed; mutations.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use xledger_model::decimal::parse_decimal;
 use xledger_model::time::{parse_wall_clock, parse_xledger_date};

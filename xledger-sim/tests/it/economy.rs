@@ -1,11 +1,9 @@
 //! What a pass costs: cheap `dbId + modifiedAt` scans, batched `dbId_in` fetches under aliases
 //! in one request, errors confined to one alias, and the per-request counters.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use xledger_sim::{Fault, FaultPlan, SimConfig, Simulator};
 

@@ -1,7 +1,5 @@
 //! The batched probe: one HTTP request reads the change feeds of many entities.
 
-mod common;
-
 use futures::TryStreamExt;
 use serde_json::json;
 use wiremock::matchers::method;
@@ -9,7 +7,7 @@ use wiremock::{Mock, Request};
 use xledger_client::{ErrorKind, FeedPosition, PROBE_OPERATION};
 use xledger_model::{entities, entity};
 
-use common::{after_is, client, delta_body, delta_page, json_response, paused_config, query, variables};
+use crate::common::{after_is, client, delta_body, delta_page, json_response, paused_config, query, variables};
 
 fn is_probe(request: &Request) -> bool {
     query(request).starts_with(&format!("query {PROBE_OPERATION}("))
@@ -26,7 +24,7 @@ fn all_feeds() -> Vec<FeedPosition> {
 
 #[tokio::test(start_paused = true)]
 async fn one_request_reads_eight_feeds_each_after_its_own_cursor() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let feeds = all_feeds();
     assert_eq!(feeds.len(), 8);
     let mut data = serde_json::Map::new();
@@ -63,7 +61,7 @@ async fn one_request_reads_eight_feeds_each_after_its_own_cursor() {
 
 #[tokio::test(start_paused = true)]
 async fn a_full_probe_page_continues_with_that_feeds_own_pagination() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let timesheets = entity("timesheets").expect("built-in entity");
     let projects = entity("projects").expect("built-in entity");
     let feeds = vec![FeedPosition::new(timesheets, Some("10".into())), FeedPosition::new(projects, None)];
@@ -93,7 +91,7 @@ async fn a_full_probe_page_continues_with_that_feeds_own_pagination() {
 
 #[tokio::test(start_paused = true)]
 async fn a_probe_feed_whose_cursor_does_not_advance_is_an_error_naming_the_entity() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let timesheets = entity("timesheets").expect("built-in entity");
     let feeds = vec![FeedPosition::new(timesheets, Some("10".into()))];
     let probe = json!({"data": {"f0": delta_page(&[("10", json!("1"), "ADDED")], true)}});
@@ -108,7 +106,7 @@ async fn a_probe_feed_whose_cursor_does_not_advance_is_an_error_naming_the_entit
 
 #[tokio::test(start_paused = true)]
 async fn probing_no_feeds_sends_nothing() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let client = client(paused_config(&server));
 
     let pages = client.probe_deltas(&[], 100).await.expect("nothing to do");

@@ -1,8 +1,6 @@
 //! Each failure class: how it is recognised, whether and how long the client waits, and what the
 //! caller gets. Waits run on tokio's paused clock: elapsed times below are virtual.
 
-mod common;
-
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -12,7 +10,7 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 use xledger_client::{ClientError, ErrorKind, RequestContext, XledgerClient};
 
-use common::{KEY, RawServer, client, error_body, json_response, paused_config, paused_config_for};
+use crate::common::{KEY, RawServer, client, error_body, json_response, paused_config, paused_config_for};
 
 const OK_BODY: &str = r#"{"data":{"ping":true}}"#;
 
@@ -40,7 +38,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 
 #[tokio::test(start_paused = true)]
 async fn burst_rate_limit_waits_five_seconds_plus_jitter_then_retries() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     fail_once_then_succeed(
         &server,
         json_response(error_body("BAD_REQUEST.BURST_RATE_LIMIT_REACHED", "Too many requests")),
@@ -59,7 +57,7 @@ async fn burst_rate_limit_waits_five_seconds_plus_jitter_then_retries() {
 
 #[tokio::test(start_paused = true)]
 async fn concurrency_limit_in_extensions_code_waits_one_second_plus_jitter() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let body =
         json!({"errors": [{"message": "busy", "extensions": {"code": "BAD_REQUEST.CONCURRENCY_LIMIT_REACHED"}}]});
     fail_once_then_succeed(&server, json_response(body)).await;
@@ -75,7 +73,7 @@ async fn concurrency_limit_in_extensions_code_waits_one_second_plus_jitter() {
 
 #[tokio::test(start_paused = true)]
 async fn insufficient_credits_wait_until_reset_at_when_within_the_maximum() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let reset_at = Utc::now() + chrono::Duration::seconds(90);
     let body = json!({"errors": [{"message": "No credits", "code": "BAD_REQUEST.INSUFFICIENT_CREDITS",
                                   "extensions": {"resetAt": rfc3339(reset_at)}}]});
@@ -93,7 +91,7 @@ async fn insufficient_credits_wait_until_reset_at_when_within_the_maximum() {
 
 #[tokio::test(start_paused = true)]
 async fn insufficient_credits_beyond_the_maximum_wait_are_deferred_at_once() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let reset_at = DateTime::parse_from_rfc3339("2099-11-28T13:00:00+01:00").map(|t| t.with_timezone(&Utc)).ok();
     let body = json!({"errors": [{"message": "No credits", "code": "BAD_REQUEST.INSUFFICIENT_CREDITS",
                                   "extensions": {"resetAt": "2099-11-28T13:00:00+01:00"}}]});
@@ -110,7 +108,7 @@ async fn insufficient_credits_beyond_the_maximum_wait_are_deferred_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn insufficient_credits_without_reset_at_are_deferred_with_no_time() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .respond_with(json_response(error_body("BAD_REQUEST.INSUFFICIENT_CREDITS", "No credits")))
         .expect(1)
@@ -125,7 +123,7 @@ async fn insufficient_credits_without_reset_at_are_deferred_with_no_time() {
 
 #[tokio::test(start_paused = true)]
 async fn server_query_timeout_is_retried_with_backoff() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     fail_once_then_succeed(&server, json_response(json!({"errors": [{"message": "Your query timed out."}]}))).await;
     let client = client(paused_config(&server));
 
@@ -136,7 +134,7 @@ async fn server_query_timeout_is_retried_with_backoff() {
 
 #[tokio::test(start_paused = true)]
 async fn validation_errors_are_never_retried() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let body = json!({"errors": [{"message": "Argument 'first' has invalid value",
                                   "extensions": {"code": "ARGUMENTS_OF_CORRECT_TYPE"}}]});
     Mock::given(method("POST"))
@@ -154,7 +152,7 @@ async fn validation_errors_are_never_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn authentication_failure_points_at_the_key_and_header_and_is_not_retried() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let body = json!({"errors": [{"message": "Bad format for API Token. Expected header: \"Authorization: token <your-token>\""}]});
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(401).set_body_json(body))
@@ -172,7 +170,7 @@ async fn authentication_failure_points_at_the_key_and_header_and_is_not_retried(
 
 #[tokio::test(start_paused = true)]
 async fn http_429_is_retried_then_succeeds() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     fail_once_then_succeed(&server, ResponseTemplate::new(429).set_body_string("slow down")).await;
     let client = client(paused_config(&server));
 
@@ -183,7 +181,7 @@ async fn http_429_is_retried_then_succeeds() {
 
 #[tokio::test(start_paused = true)]
 async fn http_5xx_is_retried_until_max_attempts_then_reported() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503).set_body_string("<html>maintenance</html>"))
         .expect(4)
@@ -216,7 +214,7 @@ async fn connection_refused_is_a_retried_transport_error() {
 
 #[tokio::test(start_paused = true)]
 async fn request_timeout_is_retried_and_then_reported() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .respond_with(json_response(json!({"data": {}})).set_delay(Duration::from_secs(600)))
         .mount(&server)
@@ -234,7 +232,7 @@ async fn request_timeout_is_retried_and_then_reported() {
 
 #[tokio::test(start_paused = true)]
 async fn truncated_json_is_retried_then_succeeds() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     fail_once_then_succeed(&server, ResponseTemplate::new(200).set_body_raw(r#"{"data":{"ping":"#, "application/json"))
         .await;
     let client = client(paused_config(&server));
@@ -268,7 +266,7 @@ fn raw_head_with_length(length: usize) -> Vec<u8> {
 
 #[tokio::test(start_paused = true)]
 async fn malformed_json_is_not_retried() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_raw(r#"{"data":{"ping":true}}}"#, "application/json"))
         .expect(1)
@@ -283,7 +281,7 @@ async fn malformed_json_is_not_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn data_together_with_errors_is_an_error_not_a_partial_success() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     let body = json!({"data": {"ping": true}, "errors": [{"message": "field failed", "path": ["ping"]}]});
     Mock::given(method("POST")).respond_with(json_response(body)).expect(1).mount(&server).await;
     let client = client(paused_config(&server));
@@ -296,7 +294,7 @@ async fn data_together_with_errors_is_an_error_not_a_partial_success() {
 
 #[tokio::test(start_paused = true)]
 async fn unrecognised_errors_without_data_are_not_retried() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .respond_with(json_response(json!({"data": null, "errors": [{"message": "something odd"}]})))
         .expect(1)
@@ -311,7 +309,7 @@ async fn unrecognised_errors_without_data_are_not_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn cursor_rejection_is_recognised_by_code_and_by_message_and_not_retried() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .respond_with(json_response(error_body("BAD_REQUEST.INVALID_CURSOR", "no such position")))
         .up_to_n_times(1)
@@ -336,7 +334,7 @@ async fn cursor_rejection_is_recognised_by_code_and_by_message_and_not_retried()
 /// the client gives up without sleeping at all.
 #[tokio::test]
 async fn a_retry_wait_that_would_pass_the_deadline_fails_at_once() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .respond_with(json_response(error_body("BAD_REQUEST.BURST_RATE_LIMIT_REACHED", "Too many requests")))
         .expect(1)
@@ -358,7 +356,7 @@ async fn a_retry_wait_that_would_pass_the_deadline_fails_at_once() {
 /// may be before the server has even read the request: so this checks the outcome, not the count.
 #[tokio::test(start_paused = true)]
 async fn a_request_still_running_at_the_deadline_is_cut() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .respond_with(json_response(json!({"data": {}})).set_delay(Duration::from_secs(600)))
         .mount(&server)
@@ -377,7 +375,7 @@ async fn a_request_still_running_at_the_deadline_is_cut() {
 
 #[tokio::test(start_paused = true)]
 async fn errors_name_entity_operation_and_page() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST"))
         .respond_with(json_response(json!({"errors": [{"message": "Cannot query field 'x'",
                                                         "extensions": {"code": "FIELDS_ON_CORRECT_TYPE"}}]})))
@@ -397,7 +395,7 @@ async fn errors_name_entity_operation_and_page() {
 
 #[tokio::test(start_paused = true)]
 async fn nothing_is_sent_once_the_deadline_has_passed() {
-    let server = common::server().await;
+    let server = crate::common::server().await;
     Mock::given(method("POST")).respond_with(json_response(json!({"data": {}}))).expect(0).mount(&server).await;
     let mut config = paused_config(&server);
     config.deadline = Some(Instant::now());

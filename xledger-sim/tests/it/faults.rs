@@ -1,11 +1,9 @@
 //! Fault injection over HTTP: every rate-limit code, timeouts, 5xx, broken bodies, latency,
 //! the behavioural concurrency and burst limits, and the request/byte counters.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use xledger_sim::{Fault, FaultPlan};
 

@@ -1,10 +1,8 @@
 //! Silent changes: the truth moves, the change feed does not (an import, a feed bug).
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn row(sim: &xledger_sim::SimHandle, entity: &str, db_id: i64) -> Option<Value> {

@@ -1,8 +1,6 @@
 //! The admin HTTP API: mutations, truth, faults, counters and the clock, behind the same token.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 async fn admin(sim: &xledger_sim::SimHandle, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
