@@ -130,3 +130,54 @@ async fn a_folder_that_is_not_our_table_fails_the_pass_by_name_and_the_raw_sync_
     env.assert_lake_matches_truth().await;
     assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).expect("left alone"), "somebody else's data");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_azurite_the_tables_hold_the_truth_and_with_tables_off_nothing_is_written_there() {
+    let endpoint = std::env::var("XLEDGER_TEST_AZURITE").unwrap_or_else(|_| {
+        panic!("XLEDGER_TEST_AZURITE is not set: run the Azurite tests with `cargo xtask test` (it starts Azurite)")
+    });
+    let env = SimEnv::new(150, 74).await;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let container = format!("engine{}{nanos}", std::process::id());
+    let options = LakeOptions { create_container: true, azure_endpoint: Some(endpoint.clone()) };
+    let lake = lake_writer::Lake::open(&format!("az://{container}/with"), options.clone()).await.expect("Azurite lake");
+    let location = TablesLocation::parse("current").expect("a location").expect("tables on");
+    let tables = Arc::new(Tables::open(&location, &lake, options.clone(), small_files()).await.expect("tables"));
+    let engine = Engine::new(env.client(), lake.clone(), env.state().await, test_settings()).with_tables(tables);
+    assert_eq!(pass(&env, &engine).await.status(), PassStatus::Completed);
+    env.sim.random_changes(120, 9);
+    let report = pass(&env, &engine).await;
+    assert_eq!(report.status(), PassStatus::Completed, "{}", report.render_table());
+
+    let entities = env.sim.entities();
+    let truths: Vec<_> = entities.iter().map(|entity| env.truth(entity)).collect();
+    let expected: Vec<_> = entities
+        .iter()
+        .zip(&truths)
+        .map(|(entity, rows)| (*entity, format!("az://{container}/with/current/{}", entity.name), rows))
+        .collect();
+    test_support::readers::assert_deltalake_reads_azurite(&endpoint, &expected).await;
+
+    // The same sync with the tables off writes raw files only.
+    let other_state = tempfile::tempdir().expect("temp dir");
+    let state = sync_state::open_store(
+        &other_state.path().join("state.json").display().to_string(),
+        sync_state::StoreOptions::default(),
+    )
+    .await
+    .expect("state");
+    let bare = lake_writer::Lake::open(&format!("az://{container}/without"), options).await.expect("Azurite lake");
+    let raw_only = Engine::new(env.client(), bare.clone(), state, test_settings());
+    assert_eq!(pass(&env, &raw_only).await.status(), PassStatus::Completed);
+    let listed: Vec<String> = {
+        use futures::TryStreamExt;
+        bare.store()
+            .list(Some(&bare.root()))
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+            .expect("a listing")
+    };
+    assert!(listed.iter().any(|name| name.contains("/timesheets/full_sync-")), "raw files are there: {listed:?}");
+    assert!(!listed.iter().any(|name| name.contains("/current/")), "no table with --tables none: {listed:?}");
+}
