@@ -88,6 +88,14 @@ pub struct Args {
     /// medians, and every run is judged.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub repeat: u32,
+    /// The tool's current-state tables during the syncs: `current` (its default: every pass also
+    /// keeps the Delta tables) or `none` (raw files only).
+    #[arg(long, default_value = "current", value_parser = ["current", "none"])]
+    pub tables: String,
+    /// Skip the current-state tables bench (1 000 changes to a 1 M-row timesheet table; it builds
+    /// lake-tables' `table_bench` example in release).
+    #[arg(long)]
+    pub skip_tables: bool,
 }
 
 impl Args {
@@ -119,6 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let binaries = Binaries::in_target(&root)?;
     let writer = if args.skip_writer { None } else { Some(writer_throughput(&root, &bench_dir, &stamp)?) };
+    let tables = if args.skip_tables { None } else { Some(tables_bench(&root, args.no_build)?) };
 
     let mut work = WorkDir::create(bench_dir.join(format!("work-{stamp}")), args.keep)?;
     let mut report = Report {
@@ -133,8 +142,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             compression: args.compression,
             data: args.data,
             repeat: args.repeat,
+            tables: args.tables,
         },
         writer,
+        tables,
         simulators: Vec::new(),
         full_syncs: Vec::new(),
         incremental: None,
@@ -175,8 +186,14 @@ fn measure_syncs(binaries: &Binaries, work: &Path, keep: bool, report: &mut Repo
         let sim_settings =
             SimSettings { rows, other_rows: settings.other_rows, seed: settings.seed, data: settings.data.clone() };
         let sim = SimProcess::start(&binaries.sim, sim_settings, &key, &dir.join("xledger-sim.log"))?;
-        let sync =
-            SyncSetup { binary: &binaries.sync, sim: &sim, key: &key, dir: &dir, compression: &settings.compression };
+        let sync = SyncSetup {
+            binary: &binaries.sync,
+            sim: &sim,
+            key: &key,
+            dir: &dir,
+            compression: &settings.compression,
+            tables: &settings.tables,
+        };
         for run in 1..=settings.repeat {
             // The first run fills the size's own lake, which the incremental pass builds on; every
             // later run starts from an empty lake and state of its own, so each is a full load.
@@ -228,6 +245,8 @@ pub struct Report {
     pub settings: Settings,
     /// `None` with `--skip-writer`.
     pub writer: Option<Vec<WriterResult>>,
+    /// lake-tables' `table_bench` report (its JSON as printed); `None` with `--skip-tables`.
+    pub tables: Option<serde_json::Value>,
     /// One per size: the simulator process itself.
     pub simulators: Vec<SimRun>,
     pub full_syncs: Vec<FullSync>,
@@ -249,6 +268,8 @@ pub struct Settings {
     pub data: String,
     /// Full syncs per entity and size.
     pub repeat: u32,
+    /// The tool's `XLEDGER_TABLES` during the syncs.
+    pub tables: String,
 }
 
 /// The machine and how busy it was when the run started.
@@ -524,8 +545,33 @@ pub fn judge(report: &Report) -> Vec<TargetCheck> {
         measured: report.idle.as_ref().map_or_else(|| "not run".to_string(), |idle| requests(idle.requests)),
         met: report.idle.as_ref().map(|idle| idle.requests == IDLE_PASS_REQUESTS),
     });
+    if report.settings.tables != "none" {
+        let worst = report.full_syncs.iter().map(|f| f.pass.peak_rss_bytes).max();
+        checks.push(TargetCheck {
+            target: format!(
+                "peak RSS of a full sync with the tables on <= {}",
+                megabytes(MAX_PEAK_RSS_WITH_TABLES_BYTES)
+            ),
+            measured: worst
+                .map_or_else(|| "no full sync ran".to_string(), |peak| format!("at most {}", megabytes(peak))),
+            met: worst.map(|peak| peak <= MAX_PEAK_RSS_WITH_TABLES_BYTES),
+        });
+    }
+    if let Some(tables) = &report.tables {
+        let newest = tables["changes_to_newest_rows"]["rewritten_percent_of_table"].as_f64();
+        checks.push(TargetCheck {
+            target: format!("1 000 changes to the newest rows rewrite <= {MAX_NEWEST_REWRITE_PERCENT} % of the table"),
+            measured: newest.map_or_else(|| "not in the report".to_string(), |p| format!("{p:.1} %")),
+            met: newest.map(|p| p <= MAX_NEWEST_REWRITE_PERCENT),
+        });
+    }
     checks
 }
+
+/// Peak RSS allowed for any full sync while the current-state tables are kept.
+pub const MAX_PEAK_RSS_WITH_TABLES_BYTES: u64 = 120_000_000;
+/// Share of a 1 M-row table's bytes that 1 000 changes to its newest rows may rewrite.
+pub const MAX_NEWEST_REWRITE_PERCENT: f64 = 10.0;
 
 /// Every run of one entity's full sync at one size.
 fn runs_of<'a>(syncs: &'a [FullSync], rows: u64, entity: &'a str) -> impl Iterator<Item = &'a PassRun> + 'a {
@@ -684,6 +730,35 @@ pub fn render(report: &Report) -> String {
             seconds(idle.wall_s)
         );
     }
+    if let Some(tables) = &report.tables {
+        let _ = writeln!(
+            out,
+            "\n5. Current-state tables: {} timesheets, {} changes (lake-tables table_bench, one process per step)",
+            tables["rows"], tables["changes"]
+        );
+        let _ = writeln!(
+            out,
+            "{:<28} {:>9} {:>9} {:>10} {:>16} {:>16}",
+            "step", "wall", "CPU", "peak RSS", "bytes rewritten", "bytes written"
+        );
+        for (name, key) in [
+            ("full-load table commit", "full_load_commit"),
+            ("changes to the newest rows", "changes_to_newest_rows"),
+            ("changes spread uniformly", "changes_spread_uniformly"),
+        ] {
+            let step = &tables[key];
+            let number = |field: &str| step[field].as_f64().unwrap_or(f64::NAN);
+            let _ = writeln!(
+                out,
+                "{name:<28} {:>8.2}s {:>8.2}s {:>7.1} MB {:>16} {:>16}",
+                number("wall_s"),
+                number("cpu_s"),
+                number("peak_rss_mb"),
+                step["bytes_rewritten"].as_u64().map_or_else(|| "-".to_string(), |b| bytes_text(b)),
+                step["bytes_written"].as_u64().map_or_else(|| "-".to_string(), |b| bytes_text(b)),
+            );
+        }
+    }
 
     let _ = writeln!(out, "\nTargets");
     for check in &report.targets {
@@ -788,6 +863,29 @@ fn build_release_binaries(root: &Path) -> anyhow::Result<()> {
         bail!("cargo build --release -p xledger-sim -p sync-runner failed ({status})");
     }
     Ok(())
+}
+
+/// The current-state tables bench: lake-tables' `table_bench` example in release (one child
+/// process per measured step, so each step's CPU time and peak RSS are its own).
+fn tables_bench(root: &Path, no_build: bool) -> anyhow::Result<serde_json::Value> {
+    let example = root.join("target").join("release").join("examples").join("table_bench");
+    if !no_build {
+        eprintln!("xtask bench: cargo build --release -p lake-tables --example table_bench");
+        let status = Command::new(cargo())
+            .current_dir(root)
+            .args(["build", "--release", "-p", "lake-tables", "--example", "table_bench"])
+            .status()
+            .context("running cargo build --release --example table_bench")?;
+        if !status.success() {
+            bail!("cargo build --release -p lake-tables --example table_bench failed ({status})");
+        }
+    }
+    eprintln!("xtask bench: current-state tables (1 M timesheets, 1 000 changes)");
+    let output = Command::new(&example).output().with_context(|| format!("running {}", example.display()))?;
+    if !output.status.success() {
+        bail!("{} failed: {}", example.display(), String::from_utf8_lossy(&output.stderr));
+    }
+    serde_json::from_slice(&output.stdout).context("reading table_bench's JSON")
 }
 
 /// The two release executables.
@@ -1281,6 +1379,8 @@ struct SyncSetup<'a> {
     dir: &'a Path,
     /// The tool's `XLEDGER_COMPRESSION`.
     compression: &'a str,
+    /// The tool's `XLEDGER_TABLES`.
+    tables: &'a str,
 }
 
 impl SyncSetup<'_> {
@@ -1304,6 +1404,7 @@ impl SyncSetup<'_> {
             .env("XLEDGER_LAKE", self.dir.join("lake"))
             .env("XLEDGER_STATE", self.dir.join("state.json"))
             .env("XLEDGER_COMPRESSION", self.compression)
+            .env("XLEDGER_TABLES", self.tables)
             .env("XLEDGER_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -1588,7 +1689,9 @@ mod tests {
                 compression: "zstd".into(),
                 data: "stress".into(),
                 repeat: 1,
+                tables: "none".into(),
             },
+            tables: None,
             writer: writer_rows_per_s.map(|rows_per_s| {
                 vec![WriterResult {
                     entity: "timesheets".into(),
@@ -1697,6 +1800,18 @@ mod tests {
         let checks = judge(&report(syncs, Some(200_000.0), 9));
         assert_eq!(checks.iter().map(|c| c.met).collect::<Vec<_>>(), vec![Some(false); 5], "{checks:#?}");
         assert_eq!(checks[1].measured, "timesheets 2.50x, transactions 1.00x");
+    }
+
+    #[test]
+    fn with_the_tables_on_their_memory_and_rewrite_targets_are_judged() {
+        let syncs = vec![full("timesheets", 100_000, 100, 0.3), full("timesheets", 1_000_000, 130, 0.4)];
+        let mut r = report(syncs, Some(400_000.0), 1);
+        r.settings.tables = "current".into();
+        r.tables = Some(serde_json::json!({"rows": 1_000_000, "changes": 1_000,
+            "changes_to_newest_rows": {"rewritten_percent_of_table": 1.7}}));
+        let checks = judge(&r);
+        let table_checks: Vec<_> = checks[checks.len() - 2..].iter().map(|c| (c.measured.as_str(), c.met)).collect();
+        assert_eq!(table_checks, [("at most 130.0 MB", Some(false)), ("1.7 %", Some(true))], "{checks:#?}");
     }
 
     #[test]
