@@ -754,8 +754,8 @@ pub fn render(report: &Report) -> String {
                 number("wall_s"),
                 number("cpu_s"),
                 number("peak_rss_mb"),
-                step["bytes_rewritten"].as_u64().map_or_else(|| "-".to_string(), |b| bytes_text(b)),
-                step["bytes_written"].as_u64().map_or_else(|| "-".to_string(), |b| bytes_text(b)),
+                step["bytes_rewritten"].as_u64().map_or_else(|| "-".to_string(), bytes_text),
+                step["bytes_written"].as_u64().map_or_else(|| "-".to_string(), bytes_text),
             );
         }
     }
